@@ -1,0 +1,92 @@
+"""Batched leaf evaluation with per-row early exit.
+
+Takes a batch of positions (rows may come from different searches with their own r), runs
+the staged forward, lets the exit policy stop rows at each exit, drops stopped rows from the
+batch, and returns per-row policy, value, exit and FLOPs spent. A fixed-exit policy takes
+the plain `forward_to(k)` path: no head before k is computed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from dpv.exits import ExitContext, ExitPolicy, FixedExit, masked_softmax
+from dpv.nets.multi_exit import MultiExitNet
+
+
+@dataclass
+class Evaluation:
+    policy: np.ndarray  # (B, A) probabilities, zero on illegal moves
+    value: np.ndarray  # (B,) from the view of the player to move
+    exit_index: np.ndarray  # (B,) int
+    flops: np.ndarray  # (B,) FLOPs charged for the row
+
+
+class Evaluator(Protocol):
+    """What search needs from a network (or any stand-in: uniform, rollouts)."""
+
+    def evaluate(self, planes: np.ndarray, legal_mask: np.ndarray,
+                 budget_fraction: np.ndarray | None = None) -> Evaluation: ...
+
+
+class BatchedEvaluator:
+    def __init__(self, net: MultiExitNet, policy: ExitPolicy, device: str | torch.device = "cpu"):
+        self.net = net.to(device).eval()
+        self.policy = policy
+        self.device = torch.device(device)
+        table = net.flops()
+        self.fixed_flops = table.fixed_all()
+        self.staged_flops = table.staged_all()
+        self.num_exits = net.num_exits
+
+    def exit_cost(self, k: int) -> float:
+        """FLOPs an evaluation stopping at exit k costs under this evaluator's policy."""
+        if isinstance(self.policy, FixedExit):
+            return float(self.fixed_flops[k])
+        return float(self.staged_flops[k])
+
+    def min_cost(self) -> float:
+        if isinstance(self.policy, FixedExit):
+            return float(self.fixed_flops[self.policy.index(self.num_exits)])
+        return float(self.staged_flops[0])
+
+    @torch.inference_mode()
+    def evaluate(self, planes: np.ndarray, legal_mask: np.ndarray,
+                 budget_fraction: np.ndarray | None = None) -> Evaluation:
+        x = torch.from_numpy(np.ascontiguousarray(planes, dtype=np.float32)).to(self.device)
+        n = x.shape[0]
+        if isinstance(self.policy, FixedExit):
+            k = self.policy.index(self.num_exits)
+            out = self.net.forward_to(x, k)
+            logits, value = out.policy_logits, out.value
+            exit_index = np.full(n, k, dtype=np.int64)
+            flops = np.full(n, self.fixed_flops[k])
+        else:
+            seen: list[list[np.ndarray]] = []  # per exit, logits of the rows active there
+
+            def stop(k: int, out, rows: torch.Tensor) -> np.ndarray:
+                idx = rows.cpu().numpy()
+                seen.append(out.policy_logits.float().cpu().numpy())
+                # earlier exits' logits, restricted to the rows still active now
+                hist = [seen[j][_positions(rows_at[j], idx)] for j in range(k)] + [seen[k]]
+                rows_at.append(idx)
+                ctx = ExitContext(k, self.num_exits, hist, legal_mask[idx],
+                                  None if budget_fraction is None else np.asarray(budget_fraction)[idx],
+                                  self.staged_flops)
+                return np.asarray(self.policy.decide(ctx), dtype=bool)
+
+            rows_at: list[np.ndarray] = []
+            res = self.net.staged_forward(x, stop)
+            logits, value = res.outputs.policy_logits, res.outputs.value
+            exit_index = res.exit_index.cpu().numpy()
+            flops = self.staged_flops[exit_index]
+        probs = masked_softmax(logits.float().cpu().numpy(), legal_mask).astype(np.float32)
+        return Evaluation(probs, value.float().cpu().numpy(), exit_index, flops)
+
+
+def _positions(sorted_rows: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Positions of `wanted` row ids inside `sorted_rows` (both ascending, wanted a subset)."""
+    return np.searchsorted(sorted_rows, wanted)

@@ -1,0 +1,184 @@
+"""Exit policies: one protocol, run online (on the staged forward) and offline (on traces).
+
+A policy sees, for the rows still running at exit k, the logits of exits 0..k (policy logits
+for a policy-value net, class logits for a classifier), the legal-move mask if any, and each
+row's budget fraction r; it returns which rows stop at k. Recall policies also `select` which
+computed exit answers (default: the one it stopped at). Policies work on numpy float32 so the
+same object gives the same decisions on a live forward and on a recorded trace.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from dpv.errors import ConfigError
+
+
+@dataclass
+class ExitContext:
+    exit_index: int  # k, the exit just computed (0-based)
+    num_exits: int
+    logits: list[np.ndarray]  # logits of exits 0..k for the active rows, each (B, A)
+    legal_mask: np.ndarray | None = None  # (B, A) bool
+    budget_fraction: np.ndarray | None = None  # (B,) r = used / budget of the row's search
+    flops: np.ndarray | None = None  # (K,) cumulative cost of stopping at each exit
+
+    @property
+    def batch(self) -> int:
+        return self.logits[-1].shape[0]
+
+    def r(self) -> np.ndarray:
+        if self.budget_fraction is None:
+            return np.zeros(self.batch, dtype=np.float64)
+        return np.asarray(self.budget_fraction, dtype=np.float64)
+
+    def probs(self, k: int | None = None) -> np.ndarray:
+        """Softmax of exit k's logits over legal entries (eq. 6.4 takes the max of this)."""
+        return masked_softmax(self.logits[self.exit_index if k is None else k], self.legal_mask)
+
+
+def masked_softmax(logits: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    z = np.asarray(logits, dtype=np.float64)
+    if mask is not None:
+        z = np.where(mask, z, -np.inf)
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def entropy(p: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return -np.where(p > 0, p * np.log(p), 0.0).sum(axis=-1)
+
+
+@runtime_checkable
+class ExitPolicy(Protocol):
+    def decide(self, ctx: ExitContext) -> np.ndarray: ...  # bool (B,): stop at ctx.exit_index
+
+
+class RecallPolicy(ExitPolicy, Protocol):
+    def select(self, ctx: ExitContext) -> np.ndarray: ...  # int (B,): exit that answers
+
+
+@dataclass(frozen=True)
+class FixedExit:
+    """Always stop at exit k (negative k counts from the deepest)."""
+
+    k: int = -1
+
+    def index(self, num_exits: int) -> int:
+        return self.k % num_exits
+
+    def decide(self, ctx: ExitContext) -> np.ndarray:
+        return np.full(ctx.batch, ctx.exit_index == self.index(ctx.num_exits))
+
+
+@dataclass(frozen=True)
+class ConfidenceThreshold:
+    """Stop when the max softmax probability (over legal moves) reaches tau."""
+
+    tau: float
+
+    def decide(self, ctx: ExitContext) -> np.ndarray:
+        return ctx.probs().max(axis=-1) >= self.tau
+
+
+@dataclass(frozen=True)
+class DynamicThreshold:
+    """DPV-MCTS (thesis eq. 6.4-6.6): stop when confidence >= tau0 + alpha * r.
+
+    r grows as the search spends its budget, so late evaluations, whose values are the
+    ones that decide the move, go deeper."""
+
+    tau0: float
+    alpha: float
+
+    def thresholds(self, ctx: ExitContext) -> np.ndarray:
+        return self.tau0 + self.alpha * ctx.r()
+
+    def decide(self, ctx: ExitContext) -> np.ndarray:
+        return ctx.probs().max(axis=-1) >= self.thresholds(ctx)
+
+
+@dataclass(frozen=True)
+class EntropyThreshold:
+    """Stop when the entropy of the (legal) softmax is at most h."""
+
+    h: float
+
+    def decide(self, ctx: ExitContext) -> np.ndarray:
+        return entropy(ctx.probs()) <= self.h
+
+
+@dataclass(frozen=True)
+class Patience:
+    """PABEE: stop once the argmax has been the same for `patience` consecutive exits."""
+
+    patience: int
+
+    def decide(self, ctx: ExitContext) -> np.ndarray:
+        k = ctx.exit_index
+        if k + 1 < self.patience:
+            return np.zeros(ctx.batch, dtype=bool)
+        preds = [masked_softmax(l, ctx.legal_mask).argmax(-1) for l in ctx.logits[k + 1 - self.patience: k + 1]]
+        same = np.ones(ctx.batch, dtype=bool)
+        for p in preds[:-1]:
+            same &= p == preds[-1]
+        return same
+
+
+def select_answer(policy: ExitPolicy, ctx: ExitContext) -> np.ndarray:
+    sel = getattr(policy, "select", None)
+    if sel is None:
+        return np.full(ctx.batch, ctx.exit_index, dtype=np.int64)
+    return np.asarray(sel(ctx), dtype=np.int64)
+
+
+@dataclass
+class OfflineDecisions:
+    exit_index: np.ndarray  # (N,) exit each row stopped at
+    answer_exit: np.ndarray  # (N,) exit whose output answers (recall policies may look back)
+
+
+def run_offline(
+    policy: ExitPolicy,
+    exit_logits: np.ndarray | list[np.ndarray],
+    legal_mask: np.ndarray | None = None,
+    budget_fraction: np.ndarray | None = None,
+    flops: np.ndarray | None = None,
+) -> OfflineDecisions:
+    """Apply `policy` to recorded per-exit logits (K, N, A), exactly as the staged forward does."""
+    logits = [np.asarray(l, dtype=np.float32) for l in exit_logits]
+    num_exits, n = len(logits), logits[0].shape[0]
+    exit_index = np.full(n, num_exits - 1, dtype=np.int64)
+    answer = np.full(n, num_exits - 1, dtype=np.int64)
+    active = np.arange(n)
+    for k in range(num_exits):
+        ctx = ExitContext(
+            k, num_exits, [l[active] for l in logits[: k + 1]],
+            None if legal_mask is None else legal_mask[active],
+            None if budget_fraction is None else np.asarray(budget_fraction)[active], flops)
+        stop = np.ones(len(active), dtype=bool) if k == num_exits - 1 else np.asarray(policy.decide(ctx), bool)
+        if stop.any():
+            exit_index[active[stop]] = k
+            sub = ExitContext(k, num_exits, [l[stop] for l in ctx.logits],
+                              None if ctx.legal_mask is None else ctx.legal_mask[stop],
+                              None if ctx.budget_fraction is None else ctx.budget_fraction[stop], flops)
+            answer[active[stop]] = select_answer(policy, sub)
+        active = active[~stop]
+        if len(active) == 0:
+            break
+    return OfflineDecisions(exit_index, answer)
+
+
+def make_exit_policy(mode: str, *, exit: int = -1, tau0: float = 0.6, alpha: float = 0.3) -> ExitPolicy:
+    """Exit policy for a DPV-MCTS exit mode (thesis Tables 6.2/6.3)."""
+    if mode in ("fixed", "fixed_budget"):
+        return FixedExit(exit)
+    if mode == "dynamic":
+        return DynamicThreshold(tau0, alpha)
+    if mode == "dynamic_static":  # "w/o dynamic threshold"
+        return DynamicThreshold(tau0, 0.0)
+    raise ConfigError(f"unknown exit mode {mode!r} (known: fixed, fixed_budget, dynamic, dynamic_static)")

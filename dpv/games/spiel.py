@@ -1,0 +1,191 @@
+"""Game adapters over OpenSpiel (`pyspiel`): Go with AlphaGo Zero history planes,
+tic-tac-toe and connect four with (own, opponent, colour) planes.
+
+Observation planes are always from the view of the player to move, so one network serves
+both colours.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import pyspiel
+
+from dpv.config import GameConfig
+from dpv.errors import ConfigError
+from dpv.games import symmetry
+from dpv.games.coords import action_to_vertex
+
+Stones = tuple[np.ndarray, np.ndarray]  # (player 0 stones, player 1 stones), int8 (H, W)
+
+
+class SpielState:
+    """One position. Keeps the last `history` boards itself (pyspiel gives only the current one)."""
+
+    __slots__ = ("game", "_s", "_to_move", "_boards", "_actions")
+
+    def __init__(self, game: "SpielGame", s, to_move: int, boards: tuple, actions: list[int]):
+        self.game = game
+        self._s = s
+        self._to_move = to_move
+        self._boards = boards  # newest first, at most game.history entries
+        self._actions = actions
+
+    # --- protocol
+    def current_player(self) -> int:
+        return self._to_move
+
+    def legal_actions(self) -> list[int]:
+        return self._s.legal_actions()
+
+    def legal_mask(self) -> np.ndarray:
+        mask = np.zeros(self.game.num_actions, dtype=bool)
+        mask[self._s.legal_actions()] = True
+        return mask
+
+    def is_legal(self, action: int) -> bool:
+        return not self._s.is_terminal() and action in self._s.legal_actions()
+
+    def apply(self, action: int) -> None:
+        self._s.apply_action(action)
+        self._to_move ^= 1
+        self._actions = self._actions + [action]
+        self._boards = (self.game.stones(self._s),) + self._boards[: self.game.history - 1]
+
+    def clone(self) -> "SpielState":
+        return SpielState(self.game, self._s.clone(), self._to_move, self._boards, self._actions)
+
+    def is_terminal(self) -> bool:
+        return self._s.is_terminal()
+
+    def returns(self) -> list[float]:
+        return self._s.returns()
+
+    def terminal_value(self) -> float:
+        return float(self._s.returns()[self._to_move])
+
+    def observation(self) -> np.ndarray:
+        g = self.game
+        h = g.history
+        planes = np.zeros(g.observation_shape, dtype=np.float32)
+        me, opp = self._to_move, self._to_move ^ 1
+        for t, stones in enumerate(self._boards):
+            planes[2 * t] = stones[me]
+            planes[2 * t + 1] = stones[opp]
+        if me == 0:  # colour plane: 1 when the first player (Black, X) is to move
+            planes[2 * h] = 1.0
+        return planes
+
+    def history(self) -> list[int]:
+        return list(self._actions)
+
+    # --- extras
+    @property
+    def spiel_state(self):
+        return self._s
+
+    def move_number(self) -> int:
+        return len(self._actions)
+
+    def __str__(self) -> str:
+        return str(self._s)
+
+
+class SpielGame:
+    """A pyspiel game plus plane layout and symmetries."""
+
+    def __init__(
+        self,
+        name: str,
+        params: dict,
+        stones: Callable[[np.ndarray], Stones],
+        height: int,
+        width: int,
+        history: int,
+        symmetries: tuple[int, ...],
+        has_pass: bool,
+    ):
+        self.name = name
+        self._game = pyspiel.load_game(name, params)
+        self.params = dict(params)
+        self._stones_from_tensor = stones
+        self.height, self.width = height, width
+        self.history = history
+        self.observation_shape = (2 * history + 1, height, width)
+        self.num_actions = self._game.num_distinct_actions()
+        self.symmetries = symmetries  # indices into symmetry.DIHEDRAL
+        self.num_symmetries = len(symmetries)
+        self.has_pass = has_pass
+        self._obs_shape = tuple(self._game.observation_tensor_shape())
+        # policy permutations per symmetry: over board points, or over columns (connect four)
+        self._column_policy = self.num_actions == width and height != width
+
+    @property
+    def spiel_game(self):
+        return self._game
+
+    @property
+    def max_game_length(self) -> int:
+        return self._game.max_game_length()
+
+    def stones(self, s) -> Stones:
+        t = np.asarray(s.observation_tensor(0), dtype=np.float32).reshape(self._obs_shape)
+        return self._stones_from_tensor(t)
+
+    def _initial_boards(self, s) -> tuple:
+        empty = (np.zeros((self.height, self.width), np.int8),) * 2
+        return (self.stones(s),) + (empty,) * (self.history - 1)
+
+    def new_state(self) -> SpielState:
+        s = self._game.new_initial_state()
+        return SpielState(self, s, 0, self._initial_boards(s), [])
+
+    def state_from_actions(self, actions: list[int]) -> SpielState:
+        st = self.new_state()
+        for a in actions:
+            st.apply(a)
+        return st
+
+    def transform_planes(self, planes: np.ndarray, sym: int) -> np.ndarray:
+        return symmetry.transform_planes(planes, self.symmetries[sym])
+
+    def transform_policy(self, policy: np.ndarray, sym: int) -> np.ndarray:
+        d = self.symmetries[sym]
+        if self._column_policy:  # connect four: only left-right flip acts on columns
+            return np.ascontiguousarray(policy[..., ::-1]) if d != 0 else np.array(policy, copy=True)
+        return symmetry.transform_policy(policy, self.height, self.width, d)
+
+    def action_to_string(self, action: int) -> str:
+        if self.name == "go":
+            return action_to_vertex(action, self.height)
+        return self._game.new_initial_state().action_to_string(0, action)
+
+
+def _go_stones(t: np.ndarray) -> Stones:
+    return t[0].astype(np.int8), t[1].astype(np.int8)
+
+
+def _ttt_stones(t: np.ndarray) -> Stones:
+    return t[2].astype(np.int8), t[1].astype(np.int8)  # planes: empty, nought (p1), cross (p0)
+
+
+def _c4_stones(t: np.ndarray) -> Stones:
+    return t[0].astype(np.int8), t[1].astype(np.int8)  # planes: p0, p1, empty
+
+
+ALL_DIHEDRAL = tuple(range(8))
+LEFT_RIGHT = (0, 4)  # identity and the plain left-right flip in symmetry.DIHEDRAL
+
+
+def make_game(cfg: GameConfig) -> SpielGame:
+    """Build the game a config names (the config is already validated)."""
+    if cfg.name == "go":
+        n = cfg.board_size
+        length = cfg.max_game_length or 4 * n * n
+        params = {"board_size": n, "komi": float(cfg.komi), "max_game_length": length}
+        return SpielGame("go", params, _go_stones, n, n, cfg.history, ALL_DIHEDRAL, True)
+    if cfg.name == "tic_tac_toe":
+        return SpielGame("tic_tac_toe", {}, _ttt_stones, 3, 3, 1, ALL_DIHEDRAL, False)
+    if cfg.name == "connect_four":
+        return SpielGame("connect_four", {}, _c4_stones, 6, 7, 1, LEFT_RIGHT, False)
+    raise ConfigError(f"game.name: unknown game {cfg.name!r}")
