@@ -1,0 +1,3 @@
+from dpv.players.base import MoveInfo, Player
+
+__all__ = ["MoveInfo", "Player"]
