@@ -29,7 +29,8 @@ class Evaluator(Protocol):
     """What search needs from a network (or any stand-in: uniform, rollouts)."""
 
     def evaluate(self, planes: np.ndarray, legal_mask: np.ndarray,
-                 budget_fraction: np.ndarray | None = None) -> Evaluation: ...
+                 budget_fraction: np.ndarray | None = None,
+                 max_exit: np.ndarray | None = None) -> Evaluation: ...
 
 
 class BatchedEvaluator:
@@ -55,7 +56,10 @@ class BatchedEvaluator:
 
     @torch.inference_mode()
     def evaluate(self, planes: np.ndarray, legal_mask: np.ndarray,
-                 budget_fraction: np.ndarray | None = None) -> Evaluation:
+                 budget_fraction: np.ndarray | None = None,
+                 max_exit: np.ndarray | None = None) -> Evaluation:
+        """`max_exit` (B,) caps each row's exit, so a search near the end of its budget can
+        ask for an evaluation it can afford; fixed-exit policies ignore it."""
         x = torch.from_numpy(np.ascontiguousarray(planes, dtype=np.float32)).to(self.device)
         n = x.shape[0]
         if isinstance(self.policy, FixedExit):
@@ -76,7 +80,10 @@ class BatchedEvaluator:
                 ctx = ExitContext(k, self.num_exits, hist, legal_mask[idx],
                                   None if budget_fraction is None else np.asarray(budget_fraction)[idx],
                                   self.staged_flops)
-                return np.asarray(self.policy.decide(ctx), dtype=bool)
+                stop_rows = np.asarray(self.policy.decide(ctx), dtype=bool)
+                if max_exit is not None:
+                    stop_rows |= np.asarray(max_exit)[idx] <= k
+                return stop_rows
 
             rows_at: list[np.ndarray] = []
             res = self.net.staged_forward(x, stop)
