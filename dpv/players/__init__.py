@@ -1,3 +1,5 @@
 from dpv.players.base import MoveInfo, Player
+from dpv.players.random_player import RandomPlayer
+from dpv.players.spec import make_player, parse_spec
 
-__all__ = ["MoveInfo", "Player"]
+__all__ = ["MoveInfo", "Player", "RandomPlayer", "make_player", "parse_spec"]
