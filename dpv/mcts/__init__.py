@@ -1,0 +1,10 @@
+"""DPV-MCTS: batched, budget-aware tree search with dynamic exit selection (thesis 6.2.3)."""
+from dpv.mcts.batched import run_searches
+from dpv.mcts.evaluators import RolloutEvaluator, UniformEvaluator, make_evaluator
+from dpv.mcts.search import (MCTS, ExitCosts, SearchResult, select_action,
+                             temperature_for_move)
+from dpv.mcts.tree import Tree
+
+__all__ = ["MCTS", "ExitCosts", "RolloutEvaluator", "SearchResult", "Tree",
+           "UniformEvaluator", "make_evaluator", "run_searches", "select_action",
+           "temperature_for_move"]

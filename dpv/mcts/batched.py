@@ -1,0 +1,73 @@
+"""Step many search trees together: one network call per step for all their pending leaves.
+
+Each tree contributes up to `leaves_per_call` leaves (virtual loss keeps them apart), each
+row carries its own tree's budget fraction r and exit cap, and the evaluations go back to
+the tree that asked. Batching across games, not a faster tree, is what makes self-play fast.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from dpv.games.base import GameState
+from dpv.mcts.search import MCTS, Leaf, SearchResult
+
+
+def _batch_inputs(leaves: list[Leaf], num_actions: int, want_planes: bool):
+    n = len(leaves)
+    mask = np.zeros((n, num_actions), dtype=bool)
+    for i, leaf in enumerate(leaves):
+        mask[i, leaf.legal] = True
+    planes = None
+    if want_planes:
+        first = leaves[0].state.observation()
+        planes = np.empty((n,) + first.shape, dtype=np.float32)
+        planes[0] = first
+        for i in range(1, n):
+            planes[i] = leaves[i].state.observation()
+    fractions = np.fromiter((leaf.fraction for leaf in leaves), dtype=np.float64, count=n)
+    max_exit = np.fromiter((leaf.max_exit for leaf in leaves), dtype=np.int64, count=n)
+    return planes, mask, fractions, max_exit
+
+
+def run_searches(searches: Sequence[MCTS], states: Sequence[GameState], evaluator,
+                 add_noise: bool | Sequence[bool] = False) -> list[SearchResult]:
+    """Search `states[i]` with `searches[i]`, all trees stepped together; one
+    `evaluator.evaluate` call per step carries every tree's pending leaves.
+
+    Evaluators that set `wants_states = True` (rollouts) also get the leaf states, and those
+    that set `wants_planes = False` get no observation planes."""
+    if len(searches) != len(states):
+        raise ValueError("one state per search")
+    noise = [add_noise] * len(searches) if isinstance(add_noise, bool) else list(add_noise)
+    for s, st, nz in zip(searches, states, noise):
+        s.begin(st, nz)
+    want_states = getattr(evaluator, "wants_states", False)
+    want_planes = getattr(evaluator, "wants_planes", True)
+    active = [s for s in searches if not s.done()]
+    while active:
+        owners: list[MCTS] = []
+        leaves: list[Leaf] = []
+        progress = 0
+        for s in active:
+            before = s.simulations
+            got = s.gather()
+            progress += len(got) + s.simulations - before
+            owners.extend([s] * len(got))
+            leaves.extend(got)
+        if leaves:
+            planes, mask, fractions, max_exit = _batch_inputs(
+                leaves, owners[0].game.num_actions, want_planes)
+            if want_states:
+                ev = evaluator.evaluate(planes, mask, fractions, max_exit,
+                                        states=[leaf.state for leaf in leaves])
+            else:
+                ev = evaluator.evaluate(planes, mask, fractions, max_exit)
+            for i, (s, leaf) in enumerate(zip(owners, leaves)):
+                s.absorb(leaf, ev.policy[i], float(ev.value[i]), int(ev.exit_index[i]),
+                         float(ev.flops[i]))
+        elif progress == 0:
+            raise RuntimeError("search made no progress (no leaves, no terminal visits)")
+        active = [s for s in active if not s.done()]
+    return [s.finish() for s in searches]

@@ -1,0 +1,311 @@
+"""DPV-MCTS on one game tree: PUCT, virtual loss, budgets over exits, subtree reuse.
+
+An `MCTS` object owns one tree for one game. It never calls the network itself: it hands
+out pending leaves (`gather`) and takes their evaluations back (`absorb`), so a driver
+(`dpv.mcts.batched.run_searches`) can put the leaves of many trees into one network call.
+`search` runs that driver on this tree alone.
+
+Budget modes (thesis Tables 6.2/6.3, `MCTSConfig.exit_mode`):
+  fixed           `simulations` evaluations at exit `exit`;
+  fixed_budget    exit `exit`, as many evaluations as B = n_ref * FLOPs(deepest) pays for;
+  dynamic_static  the exit policy stops at confidence >= tau0, under the same budget;
+  dynamic         the threshold is tau0 + alpha * r, r = spent / B of this search.
+Each evaluation charges the FLOPs the evaluator reports for its row. Before a leaf is sent,
+its worst-case cost is reserved, and a dynamic search is told the deepest exit it can still
+afford (`max_exit`), so the budget is never exceeded; the search ends when not even the
+cheapest exit fits. With n_ref = 0 the budgeted modes fall back to `simulations`, with
+r = simulations done / simulations.
+
+Values are from the view of the player to move; two-player zero-sum games are assumed.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from dpv.budget import Budget
+from dpv.config import MCTSConfig
+from dpv.errors import DPVError
+from dpv.games.base import Game, GameState
+from dpv.mcts.tree import NO_NODE, Tree
+
+
+@dataclass(frozen=True)
+class ExitCosts:
+    """What an evaluator charges: FLOPs per exit it may stop at, and the full network's."""
+
+    per_exit: np.ndarray  # (K,) FLOPs charged for an evaluation that stops at exit k
+    deepest: float  # FLOPs of the deepest exit alone: B = n_ref * deepest
+
+    @property
+    def num_exits(self) -> int:
+        return len(self.per_exit)
+
+    @classmethod
+    def of(cls, evaluator) -> "ExitCosts":
+        """Read `num_exits`, `exit_cost(k)` and `fixed_flops` (BatchedEvaluator's names);
+        an evaluator without them is a single free exit."""
+        k = int(getattr(evaluator, "num_exits", 1))
+        cost = getattr(evaluator, "exit_cost", None)
+        per = np.array([cost(i) for i in range(k)] if cost else [0.0] * k, dtype=np.float64)
+        fixed = getattr(evaluator, "fixed_flops", None)
+        deepest = float(fixed[-1]) if fixed is not None else float(per[-1])
+        return cls(per, deepest)
+
+
+@dataclass
+class SearchResult:
+    visits: np.ndarray  # (A,) root visit counts
+    policy: np.ndarray  # (A,) visit distribution: the training target
+    value: float  # root value, from the view of the player to move
+    simulations: int  # simulations run in this search (network + terminal)
+    flops: float  # FLOPs charged in this search
+    exit_histogram: np.ndarray  # (K,) evaluations stopped at each exit
+    budget_flops: float | None = None  # B of this search, None when unbudgeted
+    exits: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # per evaluation, in order
+    fractions: np.ndarray = field(default_factory=lambda: np.zeros(0))  # r sent with each evaluation
+
+
+@dataclass
+class Leaf:
+    """A pending evaluation: the path from the root (virtual loss applied) and its request."""
+
+    path: np.ndarray
+    state: GameState
+    legal: np.ndarray  # legal actions at the leaf (int64)
+    fraction: float
+    max_exit: int
+    reserved: float
+
+
+def temperature_for_move(cfg: MCTSConfig, move_number: int) -> float:
+    """cfg.temperature for the first `temperature_moves` moves, then greedy (0)."""
+    return cfg.temperature if move_number < cfg.temperature_moves else 0.0
+
+
+def select_action(result: SearchResult, temperature: float, rng: np.random.Generator) -> int:
+    """Greedy on visits when temperature is 0, else sample visits ** (1 / temperature)."""
+    counts = result.visits if result.visits.sum() > 0 else result.policy
+    if temperature <= 0:
+        return int(np.argmax(counts))
+    legal = np.flatnonzero(counts > 0)
+    logw = np.log(counts[legal]) / temperature
+    p = np.exp(logw - logw.max())
+    return int(legal[rng.choice(len(legal), p=p / p.sum())])
+
+
+class MCTS:
+    """One game's search tree. Call `advance(action)` after every move played (either
+    side) to reuse the subtree; `reset()` for a new game."""
+
+    def __init__(self, game: Game, cfg: MCTSConfig, evaluator=None,
+                 rng: np.random.Generator | None = None, costs: ExitCosts | None = None):
+        self.game = game
+        self.cfg = cfg
+        self.evaluator = evaluator
+        self.rng = rng if rng is not None else np.random.default_rng(0)
+        self.costs = costs if costs is not None else ExitCosts.of(evaluator)
+        k = self.costs.num_exits
+        self._dynamic = cfg.exit_mode in ("dynamic", "dynamic_static")
+        self._fixed_exit = cfg.exit % k
+        self._budgeted = cfg.exit_mode != "fixed" and cfg.n_ref > 0
+        if self._budgeted and not self.costs.deepest > 0:
+            raise DPVError(f"exit_mode {cfg.exit_mode!r} with n_ref={cfg.n_ref} needs an evaluator "
+                           "that charges FLOPs; this one is free")
+        self.tree = Tree(fpu=cfg.fpu)
+        self._active = False
+
+    # ---- game-level API
+    def reset(self) -> None:
+        self.tree = Tree(fpu=self.cfg.fpu)
+
+    def advance(self, action: int) -> None:
+        """`action` was played at the root: keep its subtree (or drop the tree)."""
+        t = self.tree
+        if t.root == NO_NODE:
+            return
+        child = t.child_of(t.root, action) if self.cfg.reuse_tree else NO_NODE
+        if child == NO_NODE or child not in t.states:
+            self.reset()
+        else:
+            t.reroot(child)
+
+    def search(self, state: GameState, add_noise: bool = False) -> SearchResult:
+        if self.evaluator is None:
+            raise DPVError("this MCTS has no evaluator; use run_searches(..., evaluator, ...)")
+        from dpv.mcts.batched import run_searches
+
+        return run_searches([self], [state], self.evaluator, add_noise)[0]
+
+    # ---- driver API (run_searches)
+    def begin(self, state: GameState, add_noise: bool) -> None:
+        if state.is_terminal():
+            raise DPVError("cannot search a terminal position")
+        t = self.tree
+        root_state = t.states.get(t.root)
+        if root_state is None or root_state.history() != state.history():
+            self.tree = t = Tree(fpu=self.cfg.fpu)
+            t.new_root(state.clone())
+        self.budget = (Budget.from_n_ref(self.cfg.n_ref, self.costs.deepest)
+                       if self._budgeted else None)
+        self._reserved = 0.0
+        self._pending: set[int] = set()
+        self.simulations = 0
+        self.flops = 0.0
+        self.histogram = np.zeros(self.costs.num_exits, dtype=np.int64)
+        self._exits: list[int] = []
+        self._fractions: list[float] = []
+        self._noise = add_noise and self.cfg.dirichlet_fraction > 0
+        self._raw_root_prior: np.ndarray | None = None
+        if t.expanded(t.root):
+            self._apply_noise()
+        if self.budget is not None:  # an unlimited tree of terminal visits must still end
+            self._max_sims = int(self.budget.total // max(self.costs.per_exit.min(), 1e-300)) + 1
+        else:
+            self._max_sims = self.cfg.simulations
+        self._active = True
+
+    def _fraction(self) -> float:
+        if self.budget is not None:
+            return self.budget.fraction
+        return min(1.0, self.simulations / self.cfg.simulations)
+
+    def _afford(self) -> tuple[int, float] | None:
+        """(max_exit, reserved cost) for one more evaluation now, or None if none fits."""
+        if self.simulations + len(self._pending) >= self._max_sims:
+            return None
+        per = self.costs.per_exit
+        if self.budget is None:
+            k = self.costs.num_exits - 1 if self._dynamic else self._fixed_exit
+            return k, 0.0
+        left = self.budget.remaining - self._reserved
+        if not self._dynamic:
+            cost = per[self._fixed_exit]
+            return (self._fixed_exit, cost) if cost <= left * (1 + 1e-12) else None
+        fits = np.flatnonzero(per <= left * (1 + 1e-12))
+        if len(fits) == 0:
+            return None
+        k = int(fits[-1])
+        return k, float(per[k])
+
+    def done(self) -> bool:
+        return not self._pending and self._afford() is None
+
+    def gather(self) -> list[Leaf]:
+        """Select up to `leaves_per_call` new leaves (virtual loss on their paths); terminal
+        leaves are backed up at once, at no cost."""
+        t = self.tree
+        cfg = self.cfg
+        vl = cfg.virtual_loss
+        c_puct = cfg.c_puct
+        leaves: list[Leaf] = []
+        for _ in range(cfg.leaves_per_call):
+            request = self._afford()
+            if request is None:
+                break
+            path = [t.root]
+            node = t.root
+            while t.first_child[node] != NO_NODE and not t.terminal[node]:
+                node = t.select_child(node, c_puct)
+                path.append(node)
+            state = t.states.get(node)
+            if state is None:
+                state = t.states[int(t.parent[node])].clone()
+                state.apply(int(t.action[node]))
+                t.states[node] = state
+                t.to_move[node] = state.current_player()
+                if state.is_terminal():
+                    t.terminal[node] = True
+                    t.terminal_value[node] = state.terminal_value()
+            p = np.asarray(path, dtype=np.int64)
+            if t.terminal[node]:
+                self._backup(p, float(t.terminal_value[node]), int(t.to_move[node]), 0.0)
+                self.simulations += 1
+                continue
+            if node in self._pending:  # collision: this tree has nothing new to offer now
+                break
+            if vl > 0:
+                t.visits[p] += vl
+                t.value_sum[p] -= vl
+                t.q[p] = t.value_sum[p] / t.visits[p]
+            k, cost = request
+            self._reserved += cost
+            self._pending.add(node)
+            leaves.append(Leaf(p, state, np.asarray(state.legal_actions(), dtype=np.int64),
+                              self._fraction(), k, cost))
+        return leaves
+
+    def absorb(self, leaf: Leaf, policy: np.ndarray, value: float, exit_index: int,
+               flops: float) -> None:
+        """Take one evaluation back: charge it, expand the leaf, back up its value."""
+        t = self.tree
+        node = int(leaf.path[-1])
+        self._pending.discard(node)
+        self._reserved -= leaf.reserved
+        if self.budget is not None:
+            if flops > leaf.reserved * (1 + 1e-9) + 1e-6:
+                raise DPVError(f"evaluator charged {flops:.3g} FLOPs for a row capped at "
+                               f"{leaf.reserved:.3g}: it ignores max_exit or the search's exit")
+            self.budget.charge(flops)
+        self.flops += float(flops)
+        self.histogram[exit_index] += 1
+        self._exits.append(int(exit_index))
+        self._fractions.append(leaf.fraction)
+        legal = leaf.legal
+        prior = policy[legal].astype(np.float64)
+        total = prior.sum()
+        prior = prior / total if total > 0 else np.full(len(legal), 1.0 / len(legal))
+        t.expand(node, legal, prior)
+        vl = self.cfg.virtual_loss
+        self._backup(leaf.path, float(value), int(t.to_move[node]), vl)
+        self.simulations += 1
+        if node == t.root:
+            self._apply_noise()
+
+    def _backup(self, path: np.ndarray, value: float, player: int, vl: float) -> None:
+        """`value` is for `player`; each node's sum is kept for the player who moved into it.
+        Also takes back a virtual loss `vl` put on the path."""
+        t = self.tree
+        signed = np.where(t.mover[path] == player, value, -value)
+        t.visits[path] += 1.0 - vl
+        t.value_sum[path] += signed + vl
+        t.q[path] = t.value_sum[path] / t.visits[path]
+
+    def _apply_noise(self) -> None:
+        if not self._noise or self._raw_root_prior is not None:
+            return
+        t = self.tree
+        sl = t.children(t.root)
+        raw = t.prior[sl].copy()
+        self._raw_root_prior = raw
+        noise = self.rng.dirichlet(np.full(len(raw), self.cfg.dirichlet_alpha))
+        f = self.cfg.dirichlet_fraction
+        t.prior[sl] = (1 - f) * raw + f * noise
+
+    def finish(self) -> SearchResult:
+        t = self.tree
+        a = self.game.num_actions
+        visits = np.zeros(a)
+        policy = np.zeros(a)
+        root = t.root
+        if t.expanded(root):
+            sl = t.children(root)
+            if self._raw_root_prior is not None:  # noise belongs to this search only
+                t.prior[sl] = self._raw_root_prior
+            acts = t.action[sl]
+            visits[acts] = t.visits[sl]
+            policy[acts] = visits[acts] / visits.sum() if visits.sum() > 0 else t.prior[sl]
+        else:  # not even the root was affordable
+            legal = t.states[root].legal_actions()
+            policy[legal] = 1.0 / len(legal)
+        n = t.visits[root]
+        value = float(-t.value_sum[root] / n) if n > 0 else 0.0
+        self._active = False
+        return SearchResult(
+            visits=visits, policy=policy, value=value, simulations=self.simulations,
+            flops=self.flops, exit_histogram=self.histogram.copy(),
+            budget_flops=None if self.budget is None else self.budget.total,
+            exits=np.asarray(self._exits, dtype=np.int64),
+            fractions=np.asarray(self._fractions, dtype=np.float64))

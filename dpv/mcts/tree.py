@@ -1,0 +1,150 @@
+"""A search tree stored as flat arrays indexed by node (no Python object per child).
+
+An expanded node's children occupy one contiguous block `first_child .. first_child + n`,
+so PUCT over a node's children is one vectorised expression over array slices. Statistics
+of the edge parent -> child live at the child's index. `value_sum` is from the view of the
+player who made the move into the node (`mover`), which is the view its parent selects with.
+Game states are kept only for nodes that have been reached (one clone per reached node).
+Slots past `size` always hold default values, so allocating children is just a bump of
+`size`; `q` caches value_sum / visits (fpu while unvisited) so selection reads it directly.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+NO_NODE = -1
+_ARRAYS = ("visits", "value_sum", "q", "prior", "parent", "action", "first_child",
+           "num_children", "mover", "to_move", "terminal", "terminal_value")
+
+
+class Tree:
+    __slots__ = ("visits", "value_sum", "q", "prior", "parent", "action", "first_child",
+                 "num_children", "mover", "to_move", "terminal", "terminal_value",
+                 "states", "size", "root", "fpu")
+
+    def __init__(self, capacity: int = 1024, fpu: float = 0.0):
+        self.fpu = fpu
+        self.q = np.full(capacity, fpu)
+        self.visits = np.zeros(capacity)  # float: virtual loss adds fractional visits
+        self.value_sum = np.zeros(capacity)
+        self.prior = np.zeros(capacity)
+        self.parent = np.full(capacity, NO_NODE, dtype=np.int64)
+        self.action = np.full(capacity, NO_NODE, dtype=np.int64)
+        self.first_child = np.full(capacity, NO_NODE, dtype=np.int64)
+        self.num_children = np.zeros(capacity, dtype=np.int64)
+        self.mover = np.zeros(capacity, dtype=np.int64)  # player whose move led here
+        self.to_move = np.zeros(capacity, dtype=np.int64)  # player to move at the node
+        self.terminal = np.zeros(capacity, dtype=bool)
+        self.terminal_value = np.zeros(capacity)  # result for to_move, when terminal
+        self.states: dict[int, object] = {}
+        self.size = 0
+        self.root = NO_NODE
+
+    @property
+    def capacity(self) -> int:
+        return self.visits.shape[0]
+
+    def _grow(self, needed: int) -> None:
+        cap = self.capacity
+        if needed <= cap:
+            return
+        new = max(needed, 2 * cap)
+        for name in _ARRAYS:
+            old = getattr(self, name)
+            arr = np.full(new, self._default(name), dtype=old.dtype)
+            arr[:cap] = old
+            setattr(self, name, arr)
+
+    def _default(self, name: str):
+        return NO_NODE if name in ("parent", "action", "first_child") else (
+            self.fpu if name == "q" else 0)
+
+    def _clear(self, start: int, end: int) -> None:
+        for name in _ARRAYS:
+            getattr(self, name)[start:end] = self._default(name)
+
+    def new_root(self, state) -> int:
+        """Forget everything and make `state` (already a private copy) the root."""
+        self._clear(0, self.size)
+        self.states = {}
+        self.size = 0
+        self.root = self._alloc(1)
+        r = self.root
+        self.parent[r] = NO_NODE
+        self.to_move[r] = state.current_player()
+        self.mover[r] = 1 - self.to_move[r]  # two-player: the root's "mover" is the opponent
+        self.states[r] = state
+        return r
+
+    def _alloc(self, n: int) -> int:
+        start = self.size
+        if start + n > self.visits.shape[0]:
+            self._grow(start + n)
+        self.size = start + n
+        return start
+
+    def expanded(self, node: int) -> bool:
+        return self.first_child[node] != NO_NODE
+
+    def expand(self, node: int, actions: np.ndarray, priors: np.ndarray) -> None:
+        """Give `node` one child per legal action, with priors already renormalised."""
+        n = len(actions)
+        s = self._alloc(n)
+        e = s + n
+        self.first_child[node] = s
+        self.num_children[node] = n
+        self.action[s:e] = actions
+        self.prior[s:e] = priors
+        self.parent[s:e] = node
+        self.mover[s:e] = self.to_move[node]
+
+    def children(self, node: int) -> slice:
+        s = int(self.first_child[node])
+        return slice(s, s + int(self.num_children[node]))
+
+    def select_child(self, node: int, c_puct: float) -> int:
+        """PUCT: argmax Q + c_puct * P * sqrt(N_parent) / (1 + N); unvisited Q = fpu."""
+        s = int(self.first_child[node])
+        e = s + int(self.num_children[node])
+        scale = c_puct * math.sqrt(max(self.visits[node], 1.0))
+        score = self.prior[s:e] * scale
+        score /= self.visits[s:e] + 1.0
+        score += self.q[s:e]
+        return s + int(score.argmax())
+
+    def child_of(self, node: int, action: int) -> int:
+        if not self.expanded(node):
+            return NO_NODE
+        sl = self.children(node)
+        hits = np.flatnonzero(self.action[sl] == action)
+        return sl.start + int(hits[0]) if len(hits) else NO_NODE
+
+    def reroot(self, node: int) -> None:
+        """Keep only the subtree under `node` (now the root), compacted to the front."""
+        order = [node]
+        head = 0
+        while head < len(order):
+            x = order[head]
+            head += 1
+            if self.first_child[x] != NO_NODE:
+                s = int(self.first_child[x])
+                order.extend(range(s, s + int(self.num_children[x])))
+        old = np.asarray(order, dtype=np.int64)
+        remap = np.full(self.size, NO_NODE, dtype=np.int64)
+        remap[old] = np.arange(len(old))
+        m = len(old)
+        for name in ("visits", "value_sum", "q", "prior", "action", "num_children", "mover",
+                     "to_move", "terminal", "terminal_value"):
+            arr = getattr(self, name)
+            arr[:m] = arr[old]
+        fc = self.first_child[old]
+        self.first_child[:m] = np.where(fc == NO_NODE, NO_NODE, remap[np.maximum(fc, 0)])
+        par = self.parent[old]
+        self.parent[:m] = np.where(par == NO_NODE, NO_NODE, remap[np.maximum(par, 0)])
+        self.parent[0] = NO_NODE
+        self.states = {int(remap[i]): st for i, st in self.states.items() if remap[i] != NO_NODE}
+        self._clear(m, self.size)
+        self.size = m
+        self.root = 0
