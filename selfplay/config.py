@@ -1,0 +1,171 @@
+"""The self-play run config: dpv's game/net/mcts sections plus the sections training owns.
+
+One YAML file holds all of it; `load_run_config` validates every section with the field
+named in errors. Run limits (--max-games/--max-steps/--hours) are not part of the config,
+so extending a run is not "a different config".
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dpv.config import (GameConfig, MCTSConfig, NetConfig, check, from_dict, load_sections,
+                        read_yaml, set_dotted, to_dict)
+from dpv.errors import ConfigError
+
+LOSS_VARIANTS = ("weighted", "no_weight", "multi_step", "single_exit")
+SYMMETRY_MODES = ("sample", "write", "none")
+
+
+@dataclass(frozen=True)
+class SelfPlaySection:
+    actors: int = 2  # self-play actors; on 2 cores two 1-thread actors beat one 2-thread one
+    threads_per_actor: int = 1  # torch intra-op threads inside each actor
+    concurrent_games: int = 16  # games each actor steps at once (one batched network call)
+    moves_per_call: int = 16  # moves each actor plays per Ray call before reporting back
+    exit: int = -1  # self-play exit (-1 = deepest); multi_step overrides it over the run
+    max_pending_calls: int = 2  # bound on calls queued to one actor
+
+    def validate(self, where: str) -> None:
+        check(self.actors >= 1, f"{where}.actors", "must be >= 1")
+        check(self.threads_per_actor >= 1, f"{where}.threads_per_actor", "must be >= 1")
+        check(self.concurrent_games >= 1, f"{where}.concurrent_games", "must be >= 1")
+        check(self.moves_per_call >= 1, f"{where}.moves_per_call", "must be >= 1")
+        check(self.max_pending_calls >= 1, f"{where}.max_pending_calls", "must be >= 1")
+
+
+@dataclass(frozen=True)
+class ReplaySection:
+    capacity: int = 50_000  # positions kept (a ring: the oldest leave first)
+    symmetries: str = "sample"  # apply a random symmetry at sampling, all of them at write, or none
+
+    def validate(self, where: str) -> None:
+        check(self.capacity >= 1, f"{where}.capacity", "must be >= 1")
+        check(self.symmetries in SYMMETRY_MODES, f"{where}.symmetries",
+              f"unknown mode {self.symmetries!r} (known: {', '.join(SYMMETRY_MODES)})")
+
+
+@dataclass(frozen=True)
+class TrainSection:
+    variant: str = "weighted"  # deep-supervision variant (thesis Fig. 6.6/6.7)
+    deep_weight: float = 2.0  # w of the deepest exit under "weighted" (the others get 1)
+    batch_size: int = 256
+    lr: float = 0.02
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    start_games: int = 3000  # self-play games before the first training step
+    steps_per_block: int = 1000  # training steps allowed ...
+    games_per_block: int = 500  # ... per this many new games
+    checkpoint_seconds: float = 300.0  # a SIGKILL loses at most about this much work
+    log_every_steps: int = 20
+    device: str = "auto"  # auto = cuda when present, else cpu
+    seed: int = 0
+
+    def validate(self, where: str) -> None:
+        check(self.variant in LOSS_VARIANTS, f"{where}.variant",
+              f"unknown variant {self.variant!r} (known: {', '.join(LOSS_VARIANTS)})")
+        check(self.deep_weight > 0, f"{where}.deep_weight", "must be > 0")
+        check(self.batch_size >= 1, f"{where}.batch_size", "must be >= 1")
+        check(self.lr > 0, f"{where}.lr", "must be > 0")
+        check(self.weight_decay >= 0, f"{where}.weight_decay", "must be >= 0")
+        check(self.start_games >= 0, f"{where}.start_games", "must be >= 0")
+        check(self.steps_per_block >= 1, f"{where}.steps_per_block", "must be >= 1")
+        check(self.games_per_block >= 1, f"{where}.games_per_block", "must be >= 1")
+        check(self.checkpoint_seconds > 0, f"{where}.checkpoint_seconds", "must be > 0")
+        check(self.log_every_steps >= 1, f"{where}.log_every_steps", "must be >= 1")
+        check(self.device in ("auto", "cpu") or self.device.startswith("cuda"), f"{where}.device",
+              f"{self.device!r} is not auto, cpu or cuda[:N]")
+
+
+@dataclass(frozen=True)
+class GatingSection:
+    enabled: bool = True
+    every_steps: int = 1000  # training steps between evaluation matches
+    games: int = 40  # colours alternated
+    threshold: float = 0.55  # the candidate must win MORE than this share to become best
+    simulations: int = 0  # 0 = mcts.simulations
+    concurrent_games: int = 8
+
+    def validate(self, where: str) -> None:
+        check(self.every_steps >= 1, f"{where}.every_steps", "must be >= 1")
+        check(self.games >= 2, f"{where}.games", "must be >= 2 (colours alternate)")
+        check(0.0 <= self.threshold < 1.0, f"{where}.threshold", "must be in [0, 1)")
+        check(self.simulations >= 0, f"{where}.simulations", "must be >= 0")
+        check(self.concurrent_games >= 1, f"{where}.concurrent_games", "must be >= 1")
+
+
+@dataclass(frozen=True)
+class AnchorsSection:
+    every_steps: int = 2000  # training steps between anchor matches (0 = never)
+    games: int = 20
+    # dpv player specs; gtp:... anchors are skipped (with a log line) when the binary is missing
+    players: tuple[str, ...] = ("random", "mcts:sims=1000",
+                                'gtp:"/usr/games/gnugo --mode gtp --level 1 --chinese-rules --capture-all-dead"')
+    simulations: int = 0  # our network's simulations per move (0 = mcts.simulations)
+
+    def validate(self, where: str) -> None:
+        check(self.every_steps >= 0, f"{where}.every_steps", "must be >= 0")
+        check(self.games >= 1, f"{where}.games", "must be >= 1")
+        check(self.simulations >= 0, f"{where}.simulations", "must be >= 0")
+
+
+@dataclass(frozen=True)
+class RaySection:
+    num_cpus: int = 0  # 0 = let Ray count them (embedded ray.init only)
+    object_store_memory: int = 0  # bytes; 0 = Ray's default (a large share of /dev/shm)
+    eval_actors: int = 1  # actors playing gating and anchor matches
+
+    def validate(self, where: str) -> None:
+        check(self.num_cpus >= 0, f"{where}.num_cpus", "must be >= 0")
+        check(self.object_store_memory == 0 or self.object_store_memory >= 78_643_200,
+              f"{where}.object_store_memory", "must be 0 (default) or >= 75 MiB (Ray's minimum)")
+        check(self.eval_actors >= 1, f"{where}.eval_actors", "must be >= 1")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    game: GameConfig = field(default_factory=GameConfig)
+    net: NetConfig = field(default_factory=NetConfig)
+    mcts: MCTSConfig = field(default_factory=MCTSConfig)
+    selfplay: SelfPlaySection = field(default_factory=SelfPlaySection)
+    replay: ReplaySection = field(default_factory=ReplaySection)
+    train: TrainSection = field(default_factory=TrainSection)
+    gating: GatingSection = field(default_factory=GatingSection)
+    anchors: AnchorsSection = field(default_factory=AnchorsSection)
+    ray: RaySection = field(default_factory=RaySection)
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_dict(self)
+
+
+SECTIONS = {"game": GameConfig, "net": NetConfig, "mcts": MCTSConfig, "selfplay": SelfPlaySection,
+            "replay": ReplaySection, "train": TrainSection, "gating": GatingSection,
+            "anchors": AnchorsSection, "ray": RaySection}
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+
+# `--board N` starts from the CPU default with game.board_size = N.
+DEFAULT_CONFIG = CONFIG_DIR / "go9.yaml"
+
+
+def build_run_config(data: dict) -> RunConfig:
+    return RunConfig(**load_sections(data, SECTIONS, strict=True))
+
+
+def load_run_config(path: str | Path | None = None, overrides: list[str] = (),
+                    board: int | None = None, data: dict | None = None) -> RunConfig:
+    """Read a YAML config (or a dict), apply --board and --set overrides, validate it all."""
+    raw = dict(data) if data is not None else read_yaml(path or DEFAULT_CONFIG)
+    raw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
+    if board is not None:
+        game = raw.setdefault("game", {})
+        if not isinstance(game, dict):
+            raise ConfigError("game: expected a mapping")
+        if game.get("name", "go") != "go":
+            raise ConfigError(f"--board {board}: the config's game is {game.get('name')!r}, which has no board size")
+        game["board_size"] = board
+    for assignment in overrides:
+        set_dotted(raw, assignment)
+    return build_run_config(raw)
