@@ -1,0 +1,139 @@
+import itertools
+
+import numpy as np
+import pytest
+
+from eexit_vision.policies.offline import evaluate_policy
+from eexit_vision.policies.ttamer import (LossChain, TTamer, solve_no_recall, solve_recall, solve_skip,
+                                          threshold_loss)
+from eexit_vision.studies import markov_chain, run_ttamer_study, synthetic_trace
+
+
+def random_chain(rng, num_exits=3, num_values=3):
+    values = np.sort(rng.uniform(0.05, 1.0, num_values))
+    p0 = rng.dirichlet(np.ones(num_values))
+    trans = rng.dirichlet(np.ones(num_values), size=(num_exits - 1, num_values))
+    costs = rng.uniform(0.0, 0.3, num_exits)
+    return LossChain(values, p0, trans, costs)
+
+
+def paths(chain):
+    """Every loss path (grid indices) with its probability."""
+    n = len(chain.values)
+    for path in itertools.product(range(n), repeat=chain.num_exits):
+        p = chain.p0[path[0]]
+        for k in range(1, chain.num_exits):
+            p *= chain.trans[k - 1][path[k - 1], path[k]]
+        yield path, p
+
+
+def brute_force_line(chain, recall=True):
+    """Minimum expected loss over ALL deterministic stopping rules, each a function of the
+    whole observed history (not only of the DP's state)."""
+    n, k_n = len(chain.values), chain.num_exits
+    histories = [h for k in range(1, k_n) for h in itertools.product(range(n), repeat=k)]
+    all_paths = list(paths(chain))
+    best = np.inf
+    for bits in itertools.product((False, True), repeat=len(histories)):
+        rule = dict(zip(histories, bits))
+        total = 0.0
+        for path, p in all_paths:
+            k = 0
+            while k < k_n - 1 and not rule[path[: k + 1]]:
+                k += 1
+            loss = min(chain.values[list(path[: k + 1])]) if recall else chain.values[path[k]]
+            total += p * (loss + chain.costs[: k + 1].sum())
+        best = min(best, total)
+    return best
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_recall_dp_equals_brute_force_over_all_stopping_rules(seed):
+    chain = random_chain(np.random.default_rng(seed))
+    assert solve_recall(chain).expected_loss == pytest.approx(brute_force_line(chain, recall=True), abs=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_no_recall_dp_equals_brute_force(seed):
+    chain = random_chain(np.random.default_rng(100 + seed))
+    assert solve_no_recall(chain) == pytest.approx(brute_force_line(chain, recall=False), abs=1e-12)
+
+
+def brute_force_skip(values, p0, trans, edge):
+    """All rules of the transitive closure: after each history, stop or jump to any later exit."""
+    n, k_n = len(values), edge.shape[0]
+
+    def hop(i, j):
+        m = np.eye(n)
+        for k in range(i, j):
+            m = m @ trans[k]
+        return m
+
+    def value_of_state(history, paid):
+        """Best expected loss from a full history of (exit, grid index) observations: an
+        exhaustive search over every continuation, with no DP state compression."""
+        i, last = history[-1]
+        best = min(values[b] for _, b in history) + paid
+        for j in range(i + 1, k_n):
+            h = hop(i, j)[last]
+            best = min(best, sum(h[b] * value_of_state(history + ((j, b),), paid + edge[i, j]) for b in range(n)))
+        return best
+
+    return sum(p0[a] * value_of_state(((0, a),), edge[0, 0]) for a in range(n))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_skip_dp_equals_exhaustive_search(seed):
+    rng = np.random.default_rng(200 + seed)
+    chain = random_chain(rng, num_exits=4, num_values=3)
+    edge = np.triu(rng.uniform(0.01, 0.3, (4, 4)), 1)
+    edge[0, 0] = 0.05
+    sol = solve_skip(chain.values, chain.p0, chain.trans, edge)
+    assert sol.expected_loss == pytest.approx(brute_force_skip(chain.values, chain.p0, chain.trans, edge), abs=1e-12)
+    # with skips forbidden (infinite cost) it is the line DP again
+    line_edge = np.full((4, 4), np.inf)
+    for i in range(3):
+        line_edge[i, i + 1] = chain.costs[i + 1]
+    line_edge[0, 0] = chain.costs[0]
+    assert solve_skip(chain.values, chain.p0, chain.trans, line_edge).expected_loss == \
+        pytest.approx(solve_recall(chain).expected_loss, abs=1e-12)
+
+
+def test_recall_never_worse_than_thresholds_on_the_d3_chains():
+    grid = (np.arange(12) + 0.5) / 12
+    for law in ("truncnormal(0.5,0.5)", "trunclognormal(0,1)", "uniform(0,0.5)"):
+        for rho in (0.0, 0.8):
+            chain = markov_chain(grid, 4, 0.1, law, rho)
+            best = solve_recall(chain).expected_loss
+            assert all(best <= threshold_loss(chain, t) + 1e-12 for t in grid)
+            assert all(best <= threshold_loss(chain, t, recall=True) + 1e-12 for t in grid)
+
+
+def test_threshold_loss_matches_enumeration():
+    chain = random_chain(np.random.default_rng(7))
+    t = chain.values[1]
+    total = 0.0
+    for path, p in paths(chain):
+        k = next((k for k in range(chain.num_exits) if chain.values[path[k]] <= t), chain.num_exits - 1)
+        total += p * (chain.values[path[k]] + chain.costs[: k + 1].sum())
+    assert threshold_loss(chain, t) == pytest.approx(total)
+
+
+def test_ttamer_policy_recalls_least_loss_exit_and_lambda_trades_flops():
+    val, test = synthetic_trace(seed=0, n=800), synthetic_trace(seed=1, n=800)
+    cheap, accurate = TTamer.fit(val, lam=0.6), TTamer.fit(val, lam=0.02)
+    r_cheap, r_acc = evaluate_policy(cheap, test), evaluate_policy(accurate, test)
+    assert r_cheap.avg_flops < r_acc.avg_flops
+    assert r_acc.accuracy > r_cheap.accuracy
+    from dpv.exits import run_offline
+    dec = run_offline(accurate, test.logits)
+    assert (dec.answer_exit <= dec.exit_index).all()
+
+
+def test_ttamer_study_writes_tables_and_recall_never_worse(tmp_path):
+    rows = run_ttamer_study(tmp_path, mc_samples=4000)
+    assert all(r["recall_never_worse"] for r in rows)
+    for r in rows:  # the DP's expectation agrees with simulating its policy
+        assert r["recall_dp_monte_carlo"] == pytest.approx(r["recall_dp"], abs=0.02)
+    assert (tmp_path / "ttamer_if_stop.png").stat().st_size > 0
+    assert (tmp_path / "ttamer_study.md").read_text().count("\n") == len(rows) + 2
