@@ -29,7 +29,7 @@ class DataConfig:
     num_classes: int = 10
     side: int = 8
     samples: int = 3000
-    difficulty: float = 1.0  # noise std in units of the typical distance between class means
+    difficulty: float = 1.0  # noise std per coordinate = difficulty / 2; class means ~1 apart
 
     def validate(self, where: str) -> None:
         check(self.name in DATASETS, f"{where}.name",

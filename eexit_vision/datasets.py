@@ -84,13 +84,14 @@ def _digits() -> tuple[torch.Tensor, torch.Tensor, int]:
 
 def gaussian_mixture(num_classes: int, side: int, samples: int, difficulty: float,
                      seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Class means drawn at unit distance scale; noise std = `difficulty` x that scale."""
+    """Class means about distance 1 apart; isotropic noise of std `difficulty / 2` per coordinate,
+    so at difficulty 1 two neighbouring classes overlap like Gaussians one std from the midpoint."""
     rng = np.random.default_rng(seed)
     dim = side * side
     # means ~ N(0, I/dim * 0.5) -> expected distance between two means ~ 1
     means = rng.normal(0.0, np.sqrt(0.5 / dim), size=(num_classes, dim))
     y = rng.integers(0, num_classes, size=samples)
-    x = means[y] + rng.normal(0.0, difficulty / np.sqrt(dim), size=(samples, dim))
+    x = means[y] + rng.normal(0.0, difficulty / 2, size=(samples, dim))
     x = (x - x.mean()) / x.std()
     return (torch.tensor(x, dtype=torch.float32).view(samples, 1, side, side),
             torch.tensor(y, dtype=torch.long))
