@@ -26,13 +26,15 @@ class OnlineDecisions:
 def classify_staged(net: MultiExitNet, x: torch.Tensor, policy: ExitPolicy,
                     flops: np.ndarray | None = None) -> OnlineDecisions:
     n = x.shape[0]
+    # classifiers with extra outputs (a damping neuron) expose their class logits
+    to_logits = getattr(net, "class_logits", lambda t: t)
     answer = np.full(n, net.num_exits - 1, dtype=np.int64)
     seen: list[np.ndarray] = []
     rows_at: list[np.ndarray] = []
 
     def stop(k: int, out: torch.Tensor, rows: torch.Tensor) -> np.ndarray:
         idx = rows.cpu().numpy()
-        seen.append(out.float().cpu().numpy())
+        seen.append(to_logits(out).float().cpu().numpy())
         rows_at.append(idx)
         hist = [seen[j][np.searchsorted(rows_at[j], idx)] for j in range(k + 1)]
         ctx = ExitContext(k, net.num_exits, hist, None, None, flops)
@@ -48,7 +50,7 @@ def classify_staged(net: MultiExitNet, x: torch.Tensor, policy: ExitPolicy,
     if (exit_index == last).any():
         # rows that reached the last exit: record their logits and let a recall policy choose
         idx = np.flatnonzero(exit_index == last)
-        out = res.outputs[idx].float().cpu().numpy()
+        out = to_logits(res.outputs[idx]).float().cpu().numpy()
         seen.append(out)
         rows_at.append(idx)
         hist = [seen[j][np.searchsorted(rows_at[j], idx)] for j in range(last + 1)]
