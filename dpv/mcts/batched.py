@@ -49,13 +49,16 @@ def run_searches(searches: Sequence[MCTS], states: Sequence[GameState], evaluato
     while active:
         owners: list[MCTS] = []
         leaves: list[Leaf] = []
+        spans: list[tuple[int, int]] = []  # rows of each owner, in order
         progress = 0
         for s in active:
             before = s.simulations
             got = s.gather()
             progress += len(got) + s.simulations - before
-            owners.extend([s] * len(got))
-            leaves.extend(got)
+            if got:
+                owners.append(s)
+                spans.append((len(leaves), len(leaves) + len(got)))
+                leaves.extend(got)
         if leaves:
             planes, mask, fractions, max_exit = _batch_inputs(
                 leaves, owners[0].game.num_actions, want_planes)
@@ -64,9 +67,9 @@ def run_searches(searches: Sequence[MCTS], states: Sequence[GameState], evaluato
                                         states=[leaf.state for leaf in leaves])
             else:
                 ev = evaluator.evaluate(planes, mask, fractions, max_exit)
-            for i, (s, leaf) in enumerate(zip(owners, leaves)):
-                s.absorb(leaf, ev.policy[i], float(ev.value[i]), int(ev.exit_index[i]),
-                         float(ev.flops[i]))
+            for s, (lo, hi) in zip(owners, spans):
+                s.absorb(leaves[lo:hi], ev.policy[lo:hi], ev.value[lo:hi],
+                         ev.exit_index[lo:hi], ev.flops[lo:hi])
         elif progress == 0:
             raise RuntimeError("search made no progress (no leaves, no terminal visits)")
         active = [s for s in active if not s.done()]

@@ -119,7 +119,7 @@ class MCTS:
 
     # ---- game-level API
     def reset(self) -> None:
-        self.tree = Tree(fpu=self.cfg.fpu)
+        self.tree.clear()
 
     def advance(self, action: int) -> None:
         """`action` was played at the root: keep its subtree (or drop the tree)."""
@@ -146,8 +146,7 @@ class MCTS:
         t = self.tree
         root_state = t.states.get(t.root)
         if root_state is None or root_state.history() != state.history():
-            self.tree = t = Tree(fpu=self.cfg.fpu)
-            t.new_root(state.clone())
+            t.new_root(state.clone())  # keeps the arrays: no new allocation per game
         self.budget = (Budget.from_n_ref(self.cfg.n_ref, self.costs.deepest)
                        if self._budgeted else None)
         self._reserved = 0.0
@@ -221,7 +220,7 @@ class MCTS:
                     t.terminal_value[node] = state.terminal_value()
             p = np.asarray(path, dtype=np.int64)
             if t.terminal[node]:
-                self._backup(p, float(t.terminal_value[node]), int(t.to_move[node]), 0.0)
+                self._backup([p], t.terminal_value[node:node + 1], t.to_move[node:node + 1], 0.0)
                 self.simulations += 1
                 continue
             if node in self._pending:  # collision: this tree has nothing new to offer now
@@ -237,41 +236,48 @@ class MCTS:
                               self._fraction(), k, cost))
         return leaves
 
-    def absorb(self, leaf: Leaf, policy: np.ndarray, value: float, exit_index: int,
-               flops: float) -> None:
-        """Take one evaluation back: charge it, expand the leaf, back up its value."""
+    def absorb(self, leaves: list[Leaf], policy: np.ndarray, value: np.ndarray,
+               exit_index: np.ndarray, flops: np.ndarray) -> None:
+        """Take this tree's evaluations back (row i answers leaves[i]): charge them, expand
+        the leaves, back up their values; all leaves of a step at once."""
         t = self.tree
-        node = int(leaf.path[-1])
-        self._pending.discard(node)
-        self._reserved -= leaf.reserved
+        flops = np.asarray(flops, dtype=np.float64)
+        exit_index = np.asarray(exit_index, dtype=np.int64)
+        reserved = np.fromiter((leaf.reserved for leaf in leaves), np.float64, len(leaves))
         if self.budget is not None:
-            if flops > leaf.reserved * (1 + 1e-9) + 1e-6:
-                raise DPVError(f"evaluator charged {flops:.3g} FLOPs for a row capped at "
-                               f"{leaf.reserved:.3g}: it ignores max_exit or the search's exit")
-            self.budget.charge(flops)
-        self.flops += float(flops)
-        self.histogram[exit_index] += 1
-        self._exits.append(int(exit_index))
-        self._fractions.append(leaf.fraction)
-        legal = leaf.legal
-        prior = policy[legal].astype(np.float64)
-        total = prior.sum()
-        prior = prior / total if total > 0 else np.full(len(legal), 1.0 / len(legal))
-        t.expand(node, legal, prior)
-        vl = self.cfg.virtual_loss
-        self._backup(leaf.path, float(value), int(t.to_move[node]), vl)
-        self.simulations += 1
-        if node == t.root:
+            over = flops > reserved * (1 + 1e-9) + 1e-6
+            if over.any():
+                i = int(np.argmax(over))
+                raise DPVError(f"evaluator charged {flops[i]:.3g} FLOPs for a row capped at "
+                               f"{reserved[i]:.3g}: it ignores max_exit or the search's exit")
+            self.budget.charge(flops.sum())
+        self._reserved -= reserved.sum()
+        self.flops += float(flops.sum())
+        np.add.at(self.histogram, exit_index, 1)
+        self._exits.extend(exit_index.tolist())
+        self._fractions.extend(leaf.fraction for leaf in leaves)
+        nodes = np.fromiter((leaf.path[-1] for leaf in leaves), np.int64, len(leaves))
+        self._pending.difference_update(nodes.tolist())
+        t.expand_many(nodes, [leaf.legal for leaf in leaves], policy)
+        paths = [leaf.path for leaf in leaves]
+        self._backup(paths, np.asarray(value, dtype=np.float64), t.to_move[nodes],
+                     self.cfg.virtual_loss)
+        self.simulations += len(leaves)
+        if self._noise and self._raw_root_prior is None and t.expanded(t.root):
             self._apply_noise()
 
-    def _backup(self, path: np.ndarray, value: float, player: int, vl: float) -> None:
-        """`value` is for `player`; each node's sum is kept for the player who moved into it.
-        Also takes back a virtual loss `vl` put on the path."""
+    def _backup(self, paths: list[np.ndarray], values: np.ndarray, players: np.ndarray,
+                vl: float) -> None:
+        """values[i] is for players[i], at the end of paths[i]; each node's sum is kept for
+        the player who moved into it. Also takes back the virtual loss `vl` on the paths."""
         t = self.tree
-        signed = np.where(t.mover[path] == player, value, -value)
-        t.visits[path] += 1.0 - vl
-        t.value_sum[path] += signed + vl
-        t.q[path] = t.value_sum[path] / t.visits[path]
+        lens = [len(p) for p in paths]
+        nodes = np.concatenate(paths) if len(paths) > 1 else paths[0]
+        v = np.repeat(values, lens)
+        signed = np.where(t.mover[nodes] == np.repeat(players, lens), v, -v)
+        np.add.at(t.visits, nodes, 1.0 - vl)
+        np.add.at(t.value_sum, nodes, signed + vl)
+        t.q[nodes] = t.value_sum[nodes] / t.visits[nodes]
 
     def _apply_noise(self) -> None:
         if not self._noise or self._raw_root_prior is not None:

@@ -65,11 +65,16 @@ class Tree:
         for name in _ARRAYS:
             getattr(self, name)[start:end] = self._default(name)
 
-    def new_root(self, state) -> int:
-        """Forget everything and make `state` (already a private copy) the root."""
+    def clear(self) -> None:
+        """Forget every node but keep the arrays (no reallocation between games)."""
         self._clear(0, self.size)
         self.states = {}
         self.size = 0
+        self.root = NO_NODE
+
+    def new_root(self, state) -> int:
+        """Forget everything and make `state` (already a private copy) the root."""
+        self.clear()
         self.root = self._alloc(1)
         r = self.root
         self.parent[r] = NO_NODE
@@ -99,6 +104,30 @@ class Tree:
         self.prior[s:e] = priors
         self.parent[s:e] = node
         self.mover[s:e] = self.to_move[node]
+
+    def expand_many(self, nodes: np.ndarray, legal: list[np.ndarray], policy: np.ndarray) -> None:
+        """Expand nodes[i] with children legal[i], priors policy[i, legal[i]] renormalised
+        over the legal moves (uniform if the policy gives them no mass); one block for all."""
+        lens = np.fromiter((len(a) for a in legal), np.int64, len(legal))
+        total = int(lens.sum())
+        s = self._alloc(total)
+        e = s + total
+        offsets = np.zeros(len(lens), dtype=np.int64)
+        np.cumsum(lens[:-1], out=offsets[1:])
+        acts = np.concatenate(legal) if len(legal) > 1 else legal[0]
+        rows = np.repeat(np.arange(len(lens)), lens)
+        p = np.asarray(policy, dtype=np.float64)[rows, acts]
+        sums = np.add.reduceat(p, offsets)
+        empty = sums <= 0
+        if empty.any():  # no mass on any legal move: fall back to uniform
+            p[np.repeat(empty, lens)] = 1.0
+            sums[empty] = lens[empty]
+        self.prior[s:e] = p / np.repeat(sums, lens)
+        self.first_child[nodes] = s + offsets
+        self.num_children[nodes] = lens
+        self.action[s:e] = acts
+        self.parent[s:e] = np.repeat(nodes, lens)
+        self.mover[s:e] = np.repeat(self.to_move[nodes], lens)
 
     def children(self, node: int) -> slice:
         s = int(self.first_child[node])

@@ -1,0 +1,202 @@
+"""DPV-MCTS speed, printed as one table in one run.
+
+1. Tree speed: simulations/s with a zero-cost uniform evaluator on 9x9, this MCTS vs
+   OpenSpiel's Python `mcts.MCTSBot` with the same zero-cost evaluator (PUCT, no solver).
+2. With the CPU-default network (configs/go9.yaml, untrained weights) at batch sizes
+   games x leaves = 1x1, 1x8, 4x8, 8x8: positions/s and the share of move time spent outside
+   the network (tree + game + batching).
+3. Same FLOPs budget (n_ref x FLOPs of the deepest exit): simulations per move achieved by
+   each fixed exit and by the dynamic policy.
+
+    python benchmarks/mcts_speed.py [--quick] [--checkpoint PATH]
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import pyspiel
+import torch
+from open_spiel.python.algorithms import mcts as spiel_mcts
+
+from dpv.config import GameConfig, MCTSConfig, NetConfig, load_sections
+from dpv.errors import cli_main
+from dpv.evaluator import BatchedEvaluator
+from dpv.games import make_game
+from dpv.mcts import MCTS, UniformEvaluator, make_evaluator, run_searches
+from dpv.nets import build_policy_value_net
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class ZeroSpielEvaluator(spiel_mcts.Evaluator):
+    """OpenSpiel's side of the comparison: uniform prior, value 0, no cost."""
+
+    def evaluate(self, state):
+        return np.zeros(2)
+
+    def prior(self, state):
+        legal = state.legal_actions()
+        return [(a, 1.0 / len(legal)) for a in legal]
+
+
+class TimedEvaluator:
+    """Wraps an evaluator to time the network calls and count the rows."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.seconds = 0.0
+        self.rows = 0
+        for name in ("num_exits", "exit_cost", "fixed_flops"):
+            if hasattr(inner, name):
+                setattr(self, name, getattr(inner, name))
+
+    def evaluate(self, planes, legal_mask, budget_fraction=None, max_exit=None):
+        t0 = time.perf_counter()
+        out = self.inner.evaluate(planes, legal_mask, budget_fraction, max_exit)
+        self.seconds += time.perf_counter() - t0
+        self.rows += len(legal_mask)
+        return out
+
+
+def random_position(game, moves: int, rng: np.random.Generator):
+    state = game.new_state()
+    for _ in range(moves):
+        legal = [a for a in state.legal_actions() if a != game.num_actions - 1]  # no passes
+        state.apply(int(rng.choice(legal)))
+    return state
+
+
+def best_of(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)  # the machine is shared: the fastest run is the least disturbed
+
+
+def tree_speed(sims: int, repeats: int) -> list[tuple[str, str, str]]:
+    cfg_game = GameConfig(name="go", board_size=9)
+    game = make_game(cfg_game)
+    rows = []
+    for label, moves in (("empty board", 0), ("after 30 moves", 30)):
+        state = random_position(game, moves, np.random.default_rng(1))
+        ours = {}
+        for planes in (False, True):
+            cfg = MCTSConfig(simulations=sims, leaves_per_call=8, c_puct=1.5)
+            search = MCTS(game, cfg, UniformEvaluator(wants_planes=planes), np.random.default_rng(0))
+
+            def run():
+                search.reset()
+                search.search(state, add_noise=False)
+
+            ours[planes] = sims / best_of(run, repeats)
+        bot = spiel_mcts.MCTSBot(game.spiel_game, 1.5, sims, ZeroSpielEvaluator(), solve=False,
+                                 random_state=np.random.RandomState(0),
+                                 child_selection_fn=spiel_mcts.SearchNode.puct_value)
+        theirs = sims / best_of(lambda: bot.mcts_search(state.spiel_state), repeats)
+        rows.append((f"zero-cost, 9x9 {label}: DPV-MCTS sims/s", f"{ours[False]:,.0f}",
+                     f"{ours[False] / theirs:.1f}x OpenSpiel Python MCTSBot ({theirs:,.0f} sims/s)"))
+        rows.append((f"  same, building observation planes", f"{ours[True]:,.0f}",
+                     f"{ours[True] / theirs:.1f}x"))
+    return rows
+
+
+def load_cpu_default(checkpoint: str | None):
+    sections = load_sections(ROOT / "configs/go9.yaml",
+                             {"game": GameConfig, "net": NetConfig, "mcts": MCTSConfig}, strict=False)
+    game_cfg, net_cfg, mcts_cfg = sections["game"], sections["net"], sections["mcts"]
+    if checkpoint:
+        from dpv.checkpoint import load_policy_value
+
+        net, _ = load_policy_value(checkpoint, expect_game=game_cfg)
+    else:
+        torch.manual_seed(0)
+        net = build_policy_value_net(net_cfg, make_game(game_cfg)).eval()
+    return game_cfg, net, mcts_cfg
+
+
+def batch_speed(net, game_cfg, mcts_cfg, sims: int, moves: int) -> list[tuple[str, str, str]]:
+    game = make_game(game_cfg)
+    rows = []
+    for games, leaves in ((1, 1), (1, 8), (4, 8), (8, 8)):
+        cfg = MCTSConfig(**{**mcts_cfg.__dict__, "simulations": sims, "leaves_per_call": leaves,
+                            "exit_mode": "fixed", "exit": -1})
+        ev = TimedEvaluator(make_evaluator(net, cfg))
+        rng = np.random.default_rng(games * 100 + leaves)
+        searches = [MCTS(game, cfg, ev, np.random.default_rng(i)) for i in range(games)]
+        states = [random_position(game, int(rng.integers(0, 20)), rng) for _ in range(games)]
+        run_searches(searches, states, ev, add_noise=True)  # warm-up (allocations, kernels)
+        for s in searches:
+            s.reset()
+        ev.seconds, ev.rows = 0.0, 0
+        t0 = time.perf_counter()
+        for _ in range(moves):
+            results = run_searches(searches, states, ev, add_noise=True)
+            for s, st, r in zip(searches, states, results):
+                a = int(np.argmax(r.visits))
+                s.advance(a)
+                st.apply(a)
+        wall = time.perf_counter() - t0
+        outside = 1.0 - ev.seconds / wall
+        rows.append((f"net {games} games x {leaves} leaves (batch {games * leaves})",
+                     f"{ev.rows / wall:,.0f} pos/s",
+                     f"outside the network {100 * outside:.1f}% of move time"))
+    return rows
+
+
+def budget_modes(net, game_cfg, mcts_cfg, n_ref: int, tau0: float, alpha: float,
+                 positions: int) -> list[tuple[str, str, str]]:
+    game = make_game(game_cfg)
+    rng = np.random.default_rng(7)
+    states = [random_position(game, int(rng.integers(0, 30)), rng) for _ in range(positions)]
+    k = net.num_exits
+    modes = [(f"fixed exit {j} (block {net.exit_blocks[j]})", "fixed_budget", j) for j in range(k)]
+    modes += [(f"dynamic static tau0={tau0}", "dynamic_static", -1),
+              (f"dynamic tau0={tau0} alpha={alpha}", "dynamic", -1)]
+    rows = []
+    for label, mode, exit_k in modes:
+        cfg = MCTSConfig(**{**mcts_cfg.__dict__, "exit_mode": mode, "exit": exit_k,
+                            "n_ref": n_ref, "tau0": tau0, "alpha": alpha})
+        ev = make_evaluator(net, cfg)
+        searches = [MCTS(game, cfg, ev, np.random.default_rng(i)) for i in range(positions)]
+        results = run_searches(searches, states, ev, add_noise=False)
+        sims = np.mean([r.simulations for r in results])
+        used = max(r.flops / r.budget_flops for r in results)
+        hist = np.sum([r.exit_histogram for r in results], axis=0)
+        share = ", ".join(f"{100 * h / hist.sum():.0f}%" for h in hist)
+        rows.append((f"n_ref={n_ref}: {label}", f"{sims:.1f} sims/move",
+                     f"max budget used {100 * used:.1f}%, exits [{share}]"))
+    return rows
+
+
+@cli_main
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="fewer simulations and repeats")
+    ap.add_argument("--checkpoint", help="policy-value checkpoint for 9x9 (default: untrained go9 net)")
+    ap.add_argument("--n-ref", type=int, default=64)
+    ap.add_argument("--tau0", type=float, default=0.6)
+    ap.add_argument("--alpha", type=float, default=0.3)
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    sims, repeats = (400, 2) if args.quick else (1600, 3)
+    rows = tree_speed(sims, repeats)
+    game_cfg, net, mcts_cfg = load_cpu_default(args.checkpoint)
+    rows += batch_speed(net, game_cfg, mcts_cfg, sims=64, moves=1 if args.quick else 3)
+    rows += budget_modes(net, game_cfg, mcts_cfg, args.n_ref, args.tau0, args.alpha,
+                         positions=2 if args.quick else 4)
+    width = max(len(r[0]) for r in rows)
+    vwidth = max(len(r[1]) for r in rows)
+    print(f"DPV-MCTS speed (torch threads={args.threads}, "
+          f"net={'checkpoint ' + args.checkpoint if args.checkpoint else 'untrained configs/go9.yaml'})")
+    for name, value, note in rows:
+        print(f"{name:<{width}}  {value:>{vwidth}}  {note}")
+
+
+if __name__ == "__main__":
+    main()
