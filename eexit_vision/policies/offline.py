@@ -45,19 +45,34 @@ def check_budget(budget: float, flops: np.ndarray) -> None:
                        f"({flops[0]:.4g} FLOPs at exit 0)")
 
 
-def fit_to_budget(make: Callable[[float], ExitPolicy], grid: Iterable[float], val: Trace,
-                  budget: float) -> tuple[ExitPolicy, float]:
-    """The member of a policy family with the best validation accuracy among those whose
-    validation average FLOPs stay within `budget`; ties go to the cheaper one."""
-    check_budget(budget, val.flops)
-    best = None
+@dataclass
+class Candidate:
+    param: float
+    policy: ExitPolicy
+    val: OfflineResult
+
+
+def candidates(make: Callable[[float], ExitPolicy], grid: Iterable[float], val: Trace) -> list[Candidate]:
+    """Every member of a one-parameter family, scored once on validation (reused across budgets)."""
+    out = []
     for g in grid:
         pol = make(float(g))
-        r = evaluate_policy(pol, val)
-        if r.avg_flops <= budget * (1 + 1e-9):
-            key = (r.accuracy, -r.avg_flops)
-            if best is None or key > best[0]:
-                best = (key, pol, float(g))
+        out.append(Candidate(float(g), pol, evaluate_policy(pol, val)))
+    return out
+
+
+def pick_under_budget(cands: list[Candidate], budget: float, flops: np.ndarray) -> Candidate | None:
+    """The candidate with the best validation accuracy among those whose validation average
+    FLOPs stay within `budget` (ties go to the cheaper one); None if no candidate fits."""
+    check_budget(budget, flops)
+    ok = [c for c in cands if c.val.avg_flops <= budget * (1 + 1e-9)]
+    return max(ok, key=lambda c: (c.val.accuracy, -c.val.avg_flops)) if ok else None
+
+
+def fit_to_budget(make: Callable[[float], ExitPolicy], grid: Iterable[float], val: Trace,
+                  budget: float) -> tuple[ExitPolicy, float]:
+    check_budget(budget, val.flops)
+    best = pick_under_budget(candidates(make, grid, val), budget, val.flops)
     if best is None:
         raise DPVError(f"no setting of the policy meets a budget of {budget:.4g} FLOPs per sample")
-    return best[1], best[2]
+    return best.policy, best.param
