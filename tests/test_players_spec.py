@@ -79,3 +79,14 @@ def test_spiel_mcts_takes_the_winning_move_in_tic_tac_toe():
     # X: 0, 1 ; O: 3, 4 ; X to move wins at 2
     state = make_game(cfg).state_from_actions([0, 3, 1, 4])
     assert make_player("mcts:sims=500", cfg, seed=0).select_move(state) == 2
+
+
+@pytest.mark.gnugo
+@pytest.mark.skipif(not __import__("shutil").which("gnugo") and
+                    not __import__("os").path.exists("/usr/games/gnugo"), reason="no gnugo")
+def test_gtp_spec_builds_the_gtp_player_lazily():
+    player = make_player('gtp:"/usr/games/gnugo --mode gtp --level 1",name=gnugo1', GO5)
+    try:
+        assert type(player).__name__ == "GTPPlayer" and player.name == "gnugo1"
+    finally:
+        player.close()
