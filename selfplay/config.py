@@ -26,6 +26,7 @@ class SelfPlaySection:
     moves_per_call: int = 16  # moves each actor plays per Ray call before reporting back
     exit: int = -1  # self-play exit (-1 = deepest); multi_step overrides it over the run
     max_pending_calls: int = 2  # bound on calls queued to one actor
+    device: str = "cpu"  # actors' network device: cpu, or auto = a share of a GPU when the cluster has one
 
     def validate(self, where: str) -> None:
         check(self.actors >= 1, f"{where}.actors", "must be >= 1")
@@ -33,6 +34,7 @@ class SelfPlaySection:
         check(self.concurrent_games >= 1, f"{where}.concurrent_games", "must be >= 1")
         check(self.moves_per_call >= 1, f"{where}.moves_per_call", "must be >= 1")
         check(self.max_pending_calls >= 1, f"{where}.max_pending_calls", "must be >= 1")
+        check(self.device in ("cpu", "auto"), f"{where}.device", f"{self.device!r} is not cpu or auto")
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ class TrainSection:
     checkpoint_seconds: float = 300.0  # a SIGKILL loses at most about this much work
     log_every_steps: int = 20
     device: str = "auto"  # auto = cuda when present, else cpu
+    threads: int = 0  # torch threads of the learner on CPU (0 = torch's default)
     seed: int = 0
 
     def validate(self, where: str) -> None:
@@ -74,6 +77,7 @@ class TrainSection:
         check(self.games_per_block >= 1, f"{where}.games_per_block", "must be >= 1")
         check(self.checkpoint_seconds > 0, f"{where}.checkpoint_seconds", "must be > 0")
         check(self.log_every_steps >= 1, f"{where}.log_every_steps", "must be >= 1")
+        check(self.threads >= 0, f"{where}.threads", "must be >= 0")
         check(self.device in ("auto", "cpu") or self.device.startswith("cuda"), f"{where}.device",
               f"{self.device!r} is not auto, cpu or cuda[:N]")
 

@@ -20,7 +20,7 @@ BUFFER_FORMAT = 1
 
 
 @dataclass
-class GameRecord:
+class SelfPlayGame:
     """One finished self-play game, as the learner needs it."""
 
     planes: np.ndarray  # (T, C, H, W) uint8, from the view of the player to move
@@ -67,7 +67,7 @@ class ReplayBuffer:
     def __len__(self) -> int:
         return self.size
 
-    def add_game(self, game: GameRecord) -> None:
+    def add_game(self, game: SelfPlayGame) -> None:
         planes, policies, values = game.planes, game.policies, game.values
         if self.symmetries == "write":
             syms = range(self.game.num_symmetries)

@@ -12,7 +12,7 @@ from dpv.nets import PolicyValue
 from selfplay.config import CONFIG_DIR, load_run_config
 from selfplay.learner import Learner
 from selfplay.losses import deep_supervision_loss, exit_weights
-from selfplay.replay import GameRecord, ReplayBuffer
+from selfplay.replay import SelfPlayGame, ReplayBuffer
 from selfplay.rundir import RunDir
 from selfplay.schedule import Counters, Limits, allowed_steps, selfplay_exit
 
@@ -22,13 +22,13 @@ def tiny_cfg(**sets):
     return load_run_config(CONFIG_DIR / "tictactoe.yaml", overrides)
 
 
-def random_game(game, rng, length=5) -> GameRecord:
+def random_game(game, rng, length=5) -> SelfPlayGame:
     c, h, w = game.observation_shape
     planes = (rng.random((length, c, h, w)) < 0.3).astype(np.uint8)
     pol = rng.random((length, game.num_actions)).astype(np.float32)
     pol /= pol.sum(1, keepdims=True)
     vals = rng.choice([-1.0, 1.0], size=length).astype(np.float32)
-    return GameRecord(planes, pol, vals)
+    return SelfPlayGame(planes, pol, vals)
 
 
 # ---------------------------------------------------------------- config

@@ -1,0 +1,153 @@
+"""The self-play loop: many concurrent games, one batched network call per search step.
+
+A plain class (the Ray actor in actors.py only moves data in and out). Each call to `play`
+advances every game by a few moves; a game that ends becomes a `SelfPlayGame` for the
+replay buffer and its slot starts a new game, so the batch stays full. Self-play always
+searches with one exit (the deepest by default; multi_step changes it over the run).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import torch
+
+from dpv.evaluator import BatchedEvaluator
+from dpv.exits import FixedExit
+from dpv.games import make_game
+from dpv.mcts import MCTS, run_searches, select_action, temperature_for_move
+from dpv.nets import build_policy_value_net
+from selfplay.config import RunConfig
+from selfplay.replay import SelfPlayGame
+
+
+class TimedEvaluator:
+    """Wraps an evaluator to count rows, calls and seconds spent in the network."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.seconds = 0.0
+        self.rows = 0
+        self.calls = 0
+
+    def __getattr__(self, name):  # num_exits, exit_cost, fixed_flops... for ExitCosts.of
+        return getattr(self.inner, name)
+
+    def evaluate(self, planes, legal_mask, budget_fraction=None, max_exit=None):
+        t0 = time.perf_counter()
+        out = self.inner.evaluate(planes, legal_mask, budget_fraction, max_exit)
+        self.seconds += time.perf_counter() - t0
+        self.rows += len(legal_mask)
+        self.calls += 1
+        return out
+
+
+@dataclass
+class SelfPlayReport:
+    """What one `play` call produced and where its time went."""
+
+    games: list[SelfPlayGame] = field(default_factory=list)
+    moves: int = 0  # moves played, over all slots
+    evaluations: int = 0  # network rows evaluated
+    network_calls: int = 0
+    seconds: float = 0.0  # wall time of the call inside the worker
+    network_seconds: float = 0.0  # of which inside the evaluator (forward + softmax)
+    exit_histogram: list[int] = field(default_factory=list)
+    version: int = -1  # weights version the moves were searched with
+    exit: int = -1
+
+
+class _Slot:
+    __slots__ = ("state", "search", "planes", "policies", "players", "simulations", "flops")
+
+    def __init__(self, state, search):
+        self.state = state
+        self.search = search
+        self.planes: list[np.ndarray] = []
+        self.policies: list[np.ndarray] = []
+        self.players: list[int] = []
+        self.simulations = 0
+        self.flops = 0.0
+
+
+class SelfPlayWorker:
+    def __init__(self, cfg: RunConfig, seed: int = 0, device: str = "cpu"):
+        self.cfg = cfg
+        self.device = device
+        self.game = make_game(cfg.game)
+        self.net = build_policy_value_net(cfg.net, self.game).to(device).eval()
+        self.rng = np.random.default_rng(seed)
+        self.version = -1
+        self.exit = cfg.selfplay.exit % self.net.num_exits
+        self._build_evaluator()
+        self.slots = [self._new_slot() for _ in range(cfg.selfplay.concurrent_games)]
+
+    def _build_evaluator(self) -> None:
+        self.evaluator = TimedEvaluator(BatchedEvaluator(self.net, FixedExit(self.exit), self.device))
+        self.mcts_cfg = replace(self.cfg.mcts, exit_mode="fixed", exit=self.exit)
+
+    def _new_slot(self) -> _Slot:
+        return _Slot(self.game.new_state(), self._new_search())
+
+    def _new_search(self) -> MCTS:
+        return MCTS(self.game, self.mcts_cfg, self.evaluator, rng=self.rng)
+
+    def set_weights(self, state_dict, version: int) -> None:
+        """Load new weights; trees built with the old network are dropped (their priors
+        and values came from it), the games themselves go on."""
+        if version == self.version:
+            return
+        self.net.load_state_dict(state_dict)
+        self.net.eval()
+        self.version = version
+        for s in self.slots:
+            s.search.reset()
+
+    def set_exit(self, k: int) -> None:
+        k %= self.net.num_exits
+        if k == self.exit:
+            return
+        self.exit = k
+        self._build_evaluator()
+        for s in self.slots:
+            s.search = self._new_search()
+
+    @torch.inference_mode()
+    def play(self, moves: int) -> SelfPlayReport:
+        """Advance every concurrent game by `moves` moves; return the games that ended."""
+        t0 = time.perf_counter()
+        ev = self.evaluator
+        rows0, calls0, secs0 = ev.rows, ev.calls, ev.seconds
+        hist = np.zeros(self.net.num_exits, dtype=np.int64)
+        report = SelfPlayReport(version=self.version, exit=self.exit)
+        for _ in range(moves):
+            results = run_searches([s.search for s in self.slots], [s.state for s in self.slots],
+                                   ev, add_noise=True)
+            for i, (slot, res) in enumerate(zip(self.slots, results)):
+                hist[: len(res.exit_histogram)] += res.exit_histogram
+                slot.planes.append(slot.state.observation().astype(np.uint8))
+                slot.policies.append(res.policy.astype(np.float32))
+                slot.players.append(slot.state.current_player())
+                slot.simulations += res.simulations
+                slot.flops += res.flops
+                temp = temperature_for_move(self.mcts_cfg, slot.state.move_number())
+                action = select_action(res, temp, self.rng)
+                slot.state.apply(action)
+                slot.search.advance(action)
+                report.moves += 1
+                if slot.state.is_terminal():
+                    report.games.append(self._finish(slot))
+                    self.slots[i] = self._new_slot()
+        report.evaluations = ev.rows - rows0
+        report.network_calls = ev.calls - calls0
+        report.network_seconds = ev.seconds - secs0
+        report.seconds = time.perf_counter() - t0
+        report.exit_histogram = hist.tolist()
+        return report
+
+    def _finish(self, slot: _Slot) -> SelfPlayGame:
+        returns = slot.state.returns()
+        values = np.array([returns[p] for p in slot.players], dtype=np.float32)
+        return SelfPlayGame(np.stack(slot.planes), np.stack(slot.policies), values,
+                            exit_used=self.exit, simulations=slot.simulations, flops=slot.flops)
