@@ -117,9 +117,10 @@ def bayes_settings() -> list[BayesSetting]:
     return s
 
 
-def run_bayes_study(out: Path, num_exits: int = 7, trials: int = 2000, seed: int = 0) -> list[dict]:
+def run_bayes_study(out: Path, num_exits: int = 7, trials: int = 2000, seed: int = 0,
+                    settings: list[BayesSetting] | None = None) -> list[dict]:
     rows = []
-    for i, st in enumerate(bayes_settings()):
+    for i, st in enumerate(settings or bayes_settings()):
         rng = np.random.default_rng([seed, i])
         true = dirichlet_confusions(rng, num_exits, st.num_classes, st.accuracy)
         est = estimate_confusions(rng, true, st.samples_per_class)
@@ -145,7 +146,7 @@ def plot_bayes(out: Path, rows: list[dict]) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    for fig_id in ("5.4", "5.5", "5.6", "5.7"):
+    for fig_id in dict.fromkeys(r["figure"] for r in rows):
         sel = [r for r in rows if r["figure"] == fig_id]
         settings = list(dict.fromkeys(r["setting"] for r in sel))
         fig, axes = plt.subplots(1, 2, figsize=(11, 4))
@@ -165,6 +166,8 @@ def plot_bayes(out: Path, rows: list[dict]) -> None:
         plt.close(fig)
     # Fig. 5.7 also against classifier quality: final accuracy vs per-exit accuracy
     sel = [r for r in rows if r["figure"] == "5.7" and r["exits"] == max(x["exits"] for x in rows)]
+    if not sel:
+        return
     fig, ax = plt.subplots(figsize=(5, 4))
     for kind in ("oracle", "estimated"):
         pts = [r for r in sel if r["likelihood"] == kind]
