@@ -148,19 +148,34 @@ def batch_speed(net, game_cfg, mcts_cfg, sims: int, moves: int) -> list[tuple[st
     return rows
 
 
+def _median_first_exit_confidence(net, states) -> float:
+    from dpv.exits import masked_softmax
+
+    x = torch.from_numpy(np.stack([s.observation() for s in states]))
+    with torch.inference_mode():
+        logits = net.forward_to(x, 0).policy_logits.numpy()
+    mask = np.stack([s.legal_mask() for s in states])
+    return float(np.median(masked_softmax(logits, mask).max(axis=1)))
+
+
 def budget_modes(net, game_cfg, mcts_cfg, n_ref: int, tau0: float, alpha: float,
                  positions: int) -> list[tuple[str, str, str]]:
     game = make_game(game_cfg)
     rng = np.random.default_rng(7)
     states = [random_position(game, int(rng.integers(0, 30)), rng) for _ in range(positions)]
     k = net.num_exits
-    modes = [(f"fixed exit {j} (block {net.exit_blocks[j]})", "fixed_budget", j) for j in range(k)]
-    modes += [(f"dynamic static tau0={tau0}", "dynamic_static", -1),
-              (f"dynamic tau0={tau0} alpha={alpha}", "dynamic", -1)]
+    modes = [(f"fixed exit {j} (block {net.exit_blocks[j]})", "fixed_budget", j, tau0)
+             for j in range(k)]
+    modes += [(f"dynamic static tau0={tau0}", "dynamic_static", -1, tau0),
+              (f"dynamic tau0={tau0} alpha={alpha}", "dynamic", -1, tau0)]
+    # an untrained net is rarely confident: also use tau0 = median exit-0 confidence here
+    cal = round(_median_first_exit_confidence(net, states), 4)
+    modes += [(f"dynamic static tau0={cal} (median exit-0 conf.)", "dynamic_static", -1, cal),
+              (f"dynamic tau0={cal} alpha={alpha}", "dynamic", -1, cal)]
     rows = []
-    for label, mode, exit_k in modes:
+    for label, mode, exit_k, t0 in modes:
         cfg = MCTSConfig(**{**mcts_cfg.__dict__, "exit_mode": mode, "exit": exit_k,
-                            "n_ref": n_ref, "tau0": tau0, "alpha": alpha})
+                            "n_ref": n_ref, "tau0": t0, "alpha": alpha})
         ev = make_evaluator(net, cfg)
         searches = [MCTS(game, cfg, ev, np.random.default_rng(i)) for i in range(positions)]
         results = run_searches(searches, states, ev, add_noise=False)
