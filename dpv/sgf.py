@@ -205,7 +205,7 @@ def replay(sgf: SGFGame, game_cfg: GameConfig | None = None):
 
     if game_cfg is None:
         game_cfg = GameConfig(name="go", board_size=sgf.size, komi=sgf.komi,
-                              max_game_length=max(4 * sgf.size * sgf.size, len(sgf.moves) + 1))
+                              max_game_length=max(4 * sgf.size * sgf.size, len(sgf.moves)))
     elif game_cfg.board_size != sgf.size:
         raise SGFError(f"board size mismatch: record is {sgf.size}x{sgf.size}, "
                        f"game is {game_cfg.board_size}x{game_cfg.board_size}")
