@@ -66,7 +66,7 @@ def policy_families(val: Trace, calib: Trace | None = None) -> list[Family]:
         Family("patience", lambda p: Patience(int(p)), np.arange(1, val.num_exits + 1)),
         Family("ASTI look-then-leap", LookThenLeap, np.concatenate([[-1.01], np.quantile(gains, qs), [1.01]])),
         Family("T-Tamer (recall)", lambda lam: TTamer.fit(val, lam),
-               np.concatenate([[0.0], np.geomspace(1e-3, 1.0, 30)])),
+               np.unique(np.concatenate([[0.0], np.geomspace(1e-4, 1.0, 40), np.linspace(0.01, 0.6, 60)]))),
         Family("MSDNet thresholds", fit=fit_msdnet),
         Family("EERO", fit=lambda v, b: EERO.fit(v, b, None if calib is None else calib.logits)),
     ]
