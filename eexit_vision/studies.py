@@ -259,10 +259,9 @@ def run_ttamer_study(out: Path, num_ramps: int = 4, grid_size: int = 20, cost: f
 
 
 def offline_optimum(chain: LossChain) -> float:
-    """The prophet's E[min_i (loss + costs to reach i)], exact by enumerating paths via a DP on
-    (best so far, current) -- only for the table, as a lower bound."""
+    """Monte Carlo estimate of the prophet's E[min_i (loss_i + costs to reach i)] (Def. 3.2):
+    a lower bound no online policy reaches, shown for scale."""
     v, n = chain.values, len(chain.values)
-    # dist[x_idx_value_bucket] is impossible to keep exactly with additive costs; sample instead
     rng = np.random.default_rng(0)
     m = 20000
     r = rng.choice(n, size=m, p=chain.p0)
