@@ -105,6 +105,7 @@ class TrainConfig:
     seed: int = 0  # initialisation and batch order
     device: str = "auto"  # auto = CUDA when present, else CPU
     threads: int = 1  # torch CPU threads
+    deterministic: bool = True  # CUDA: deterministic cuDNN kernels, so a resumed run matches exactly
     out: str = "runs/vision"
     tensorboard: bool = True
     progress: bool = True

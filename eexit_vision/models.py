@@ -21,11 +21,17 @@ def conv_bn_relu(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
                          nn.ReLU(inplace=True))
 
 
+class GlobalAvgPool(nn.Module):
+    # a plain mean: unlike AdaptiveAvgPool2d its CUDA backward is deterministic
+    def forward(self, x):
+        return x.mean(dim=(2, 3))
+
+
 class PoolLinearHead(nn.Sequential):
     """Global average pool + linear: the cheapest exit that reads a whole feature map."""
 
     def __init__(self, channels: int, outputs: int):
-        super().__init__(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, outputs))
+        super().__init__(GlobalAvgPool(), nn.Linear(channels, outputs))
 
 
 class Classifier(MultiExitNet):

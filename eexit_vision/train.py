@@ -11,6 +11,7 @@ import argparse
 import json
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 from pathlib import Path
 
 import numpy as np
@@ -38,18 +39,27 @@ def select_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+class ExitStats(NamedTuple):
+    accuracy: np.ndarray  # (K,)
+    damping: np.ndarray | None  # (K,) mean softmax of the damping neuron, None without one
+
+
 @torch.no_grad()
-def exit_accuracy(net: Classifier, split: Split, device: torch.device, batch: int = 512) -> np.ndarray:
-    """(K,) accuracy of every exit on a split."""
+def exit_stats(net: Classifier, split: Split, device: torch.device, batch: int = 512) -> ExitStats:
+    """Accuracy of every exit on a split and, with a damping neuron, its average (Table 4.8)."""
     was = net.training
     net.eval()
     correct = torch.zeros(net.num_exits)
+    damping = torch.zeros(net.num_exits)
     for i in range(0, len(split), batch):
         x, y = split.x[i:i + batch].to(device), split.y[i:i + batch].to(device)
         for k, out in enumerate(net(x)):
             correct[k] += (net.class_logits(out).argmax(1) == y).sum().item()
+            if net.extra_outputs:
+                damping[k] += torch.softmax(out, -1)[:, net.num_classes].sum().item()
     net.train(was)
-    return (correct / max(1, len(split))).numpy()
+    n = max(1, len(split))
+    return ExitStats((correct / n).numpy(), (damping / n).numpy() if net.extra_outputs else None)
 
 
 @dataclass
@@ -58,6 +68,7 @@ class RunResult:
     history: list[dict]
     val_accuracy: np.ndarray
     test_accuracy: np.ndarray
+    test_damping: np.ndarray | None  # (K,) damping-neuron average on the test split
     flops: np.ndarray  # (K,) cumulative FLOPs of stopping at each exit
 
 
@@ -81,6 +92,9 @@ def train(cfg: VisionConfig, resume: bool = False, data: Dataset | None = None,
     t = cfg.train
     torch.set_num_threads(t.threads)
     device = select_device(t.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.deterministic = t.deterministic
+        torch.backends.cudnn.benchmark = not t.deterministic
     out = Path(t.out)
     ckpt_path = out / "last.pt"
     data = data or load_dataset(cfg.data)
@@ -121,10 +135,9 @@ def train(cfg: VisionConfig, resume: bool = False, data: Dataset | None = None,
                    leave=False, dynamic_ncols=True)
         for step in bar:
             idx = order[step * t.batch_size:(step + 1) * t.batch_size]
-            x, y = train_split.x[idx], train_split.y[idx]
+            x, y = train_split.x[idx].to(device), train_split.y[idx].to(device)
             if data.augment:
-                x = crop_flip(x, gen)
-            x, y = x.to(device), y.to(device)
+                x = crop_flip(x, gen)  # on the device; the seeded CPU generator only draws offsets
             if cfg.loss.name == "asti":
                 outs, sq_norms = net.forward_residuals(x)
             else:
@@ -142,7 +155,7 @@ def train(cfg: VisionConfig, resume: bool = False, data: Dataset | None = None,
                 sums["damping"] += res.damping.cpu() * b
             bar.set_postfix(loss=f"{sums['loss'] / seen:.3f}")
         sched.step()
-        val_acc = exit_accuracy(net, val_split, device)
+        val_acc = exit_stats(net, val_split, device).accuracy
         row = {"epoch": epoch + 1, "loss": sums["loss"] / seen,
                "exit_ce": (sums["ce"] / seen).tolist(),
                "train_acc": (sums["correct"] / seen).tolist(), "val_acc": val_acc.tolist()}
@@ -157,12 +170,13 @@ def train(cfg: VisionConfig, resume: bool = False, data: Dataset | None = None,
     if writer is not None:
         writer.close()
 
-    val_acc = exit_accuracy(net, val_split, device)
-    test_acc = exit_accuracy(net, data.split("test"), device)
-    atomic_write_bytes(out / "history.json", json.dumps(
-        {"epochs": history, "final": {"val_acc": val_acc.tolist(), "test_acc": test_acc.tolist(),
-                                      "flops": flops.tolist()}}, indent=1).encode())
-    return RunResult(ckpt_path, history, val_acc, test_acc, flops)
+    val_acc = exit_stats(net, val_split, device).accuracy
+    test = exit_stats(net, data.split("test"), device)
+    final = {"val_acc": val_acc.tolist(), "test_acc": test.accuracy.tolist(), "flops": flops.tolist()}
+    if test.damping is not None:
+        final["test_damping_neuron"] = test.damping.tolist()
+    atomic_write_bytes(out / "history.json", json.dumps({"epochs": history, "final": final}, indent=1).encode())
+    return RunResult(ckpt_path, history, val_acc, test.accuracy, test.damping, flops)
 
 
 def _writer(out: Path):

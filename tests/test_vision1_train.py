@@ -57,6 +57,7 @@ def test_tensorboard_gets_per_exit_loss_accuracy_and_damping_neuron(tmp_path):
         assert {f"loss/exit{k}", f"train_acc/exit{k}", f"val_acc/exit{k}", f"damping_neuron/exit{k}"} <= tags
     neuron = res.history[0]["damping_neuron"]
     assert len(neuron) == 4 and all(0 < v < 1 for v in neuron)
+    assert res.test_damping.shape == (4,) and ((res.test_damping > 0) & (res.test_damping < 1)).all()
 
 
 def test_trace_records_every_exit_of_the_checkpointed_model(tmp_path):
