@@ -19,17 +19,31 @@ from dpv.games.coords import action_to_vertex
 Stones = tuple[np.ndarray, np.ndarray]  # (player 0 stones, player 1 stones), int8 (H, W)
 
 
+class _Position:
+    """One position of a game's history, shared by every state whose history holds it.
+
+    Its board is computed only when an observation needs it, from `spiel`: a pyspiel state
+    at this position that nobody mutates any more (or the owner's live state, which the
+    owner freezes before it moves on)."""
+
+    __slots__ = ("board", "spiel")
+
+    def __init__(self, board, spiel):
+        self.board = board
+        self.spiel = spiel
+
+
 class SpielState:
-    """One position. Keeps the last `history` boards itself (pyspiel gives only the current one)."""
+    """One position. Keeps the last `history` positions itself (pyspiel gives only the
+    current one); their boards are built lazily, when `observation()` asks for them."""
 
-    __slots__ = ("game", "_s", "_to_move", "_boards", "_actions")
+    __slots__ = ("game", "_s", "_to_move", "_hist")
 
-    def __init__(self, game: "SpielGame", s, to_move: int, boards: tuple, actions: list[int]):
+    def __init__(self, game: "SpielGame", s, to_move: int, hist: tuple):
         self.game = game
         self._s = s
         self._to_move = to_move
-        self._boards = boards  # newest first, at most game.history entries
-        self._actions = actions
+        self._hist = hist  # _Position, newest first, exactly game.history entries
 
     # --- protocol
     def current_player(self) -> int:
@@ -47,13 +61,17 @@ class SpielState:
         return not self._s.is_terminal() and action in self._s.legal_actions()
 
     def apply(self, action: int) -> None:
-        self._s.apply_action(action)
+        s = self._s
+        hist = self._hist
+        head = hist[0]
+        if head.spiel is s:  # our position is still read from our live state: freeze it
+            head.spiel = s.clone()
+        s.apply_action(action)
         self._to_move ^= 1
-        self._actions = self._actions + [action]
-        self._boards = (self.game.stones(self._s),) + self._boards[: self.game.history - 1]
+        self._hist = (_Position(None, s),) + hist[:-1]
 
     def clone(self) -> "SpielState":
-        return SpielState(self.game, self._s.clone(), self._to_move, self._boards, self._actions)
+        return SpielState(self.game, self._s.clone(), self._to_move, self._hist)
 
     def is_terminal(self) -> bool:
         return self._s.is_terminal()
@@ -69,7 +87,12 @@ class SpielState:
         h = g.history
         planes = np.zeros(g.observation_shape, dtype=np.float32)
         me, opp = self._to_move, self._to_move ^ 1
-        for t, stones in enumerate(self._boards):
+        stones_of = g.stones
+        for t, pos in enumerate(self._hist):
+            stones = pos.board
+            if stones is None:
+                stones = pos.board = stones_of(pos.spiel)
+                pos.spiel = None  # the board is all history needs from now on
             planes[2 * t] = stones[me]
             planes[2 * t + 1] = stones[opp]
         if me == 0:  # colour plane: 1 when the first player (Black, X) is to move
@@ -77,7 +100,7 @@ class SpielState:
         return planes
 
     def history(self) -> list[int]:
-        return list(self._actions)
+        return list(self._s.history())  # every state starts at pyspiel's initial state
 
     # --- extras
     @property
@@ -85,7 +108,7 @@ class SpielState:
         return self._s
 
     def move_number(self) -> int:
-        return len(self._actions)
+        return self._s.move_number()
 
     def __str__(self) -> str:
         return str(self._s)
@@ -132,13 +155,10 @@ class SpielGame:
         t = np.asarray(s.observation_tensor(0), dtype=np.float32).reshape(self._obs_shape)
         return self._stones_from_tensor(t)
 
-    def _initial_boards(self, s) -> tuple:
-        empty = (np.zeros((self.height, self.width), np.int8),) * 2
-        return (self.stones(s),) + (empty,) * (self.history - 1)
-
     def new_state(self) -> SpielState:
         s = self._game.new_initial_state()
-        return SpielState(self, s, 0, self._initial_boards(s), [])
+        empty = _Position((np.zeros((self.height, self.width), np.int8),) * 2, None)
+        return SpielState(self, s, 0, (_Position(None, s),) + (empty,) * (self.history - 1))
 
     def state_from_actions(self, actions: list[int]) -> SpielState:
         st = self.new_state()
