@@ -20,7 +20,7 @@ import yaml
 from tqdm import tqdm
 
 from dpv.checkpoint import atomic_write_bytes
-from dpv.errors import CheckpointError, cli_main
+from dpv.errors import CheckpointError, DPVError, cli_main
 
 from eexit_vision.anytime import anytime_markdown
 from eexit_vision.checkpoints import load_classifier_payload, save_classifier
@@ -34,7 +34,6 @@ def select_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        from dpv.errors import DPVError
         raise DPVError("train.device: cuda was asked for but no CUDA device is present")
     return torch.device(name)
 
@@ -143,6 +142,9 @@ def train(cfg: VisionConfig, resume: bool = False, data: Dataset | None = None,
             else:
                 outs, sq_norms = net(x), None
             res = loss_fn(outs, y, sq_norms)
+            if not torch.isfinite(res.total):  # fail loudly: a NaN run would checkpoint garbage
+                raise DPVError(f"training diverged: loss is {res.total.item()} at epoch {epoch + 1}, "
+                               f"step {step + 1} (try a lower train.lr)")
             opt.zero_grad(set_to_none=True)
             res.total.backward()
             opt.step()

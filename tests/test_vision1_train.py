@@ -140,3 +140,11 @@ def test_digits_last_exit_reaches_97_percent(tmp_path, loss):
                               "train.tensorboard=false"])
     res = train_job.train(cfg, log=lambda s: None)
     assert res.test_accuracy[-1] >= 0.97
+
+
+def test_diverging_run_stops_with_one_clear_error(tmp_path, capsys):
+    msg = _cli_error(capsys, train_job.main, [
+        "--set", "data.name=synthetic", "--set", "data.samples=200", "--set", "model.width=4",
+        "--set", "train.lr=1.0e+12", "--set", "train.epochs=1", "--set", f"train.out={tmp_path}",
+        "--set", "train.progress=false", "--set", "train.tensorboard=false"])
+    assert "training diverged" in msg and "train.lr" in msg
