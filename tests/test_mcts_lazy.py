@@ -85,3 +85,107 @@ def test_lazy_history_on_tic_tac_toe_and_connect_four():
             acts.append(a)
             np.testing.assert_array_equal(c.observation(), _reference_observation(game, acts[:-1]))
             np.testing.assert_array_equal(s.observation(), _reference_observation(game, acts))
+
+
+from dpv.config import MCTSConfig  # noqa: E402
+from dpv.evaluator import Evaluation  # noqa: E402
+from dpv.mcts import MCTS, RolloutEvaluator, UniformEvaluator  # noqa: E402
+
+
+def _check_tree_invariants(t, root_evaluated: bool):
+    n = t.size
+    vis = t.visits[:n]
+    assert np.array_equal(vis, np.round(vis)), "virtual loss left behind"
+    np.testing.assert_allclose(t.u[:n], t.prior[:n] / (1.0 + vis))
+    seen = vis > 0
+    np.testing.assert_allclose(t.q[:n][seen], t.value_sum[:n][seen] / vis[seen])
+    assert np.all(t.q[:n][~seen] == t.fpu)
+    for node in range(n):
+        if t.first_child[node] == -1:
+            continue
+        sl = t.children(node)
+        below = t.visits[sl].sum()
+        own = 1 if (node != t.root or root_evaluated) else 0
+        if not t.terminal[node]:
+            assert t.visits[node] == below + own
+        assert node not in t.deferred  # expanded nodes keep no pending evaluation
+    for node in t.deferred:  # evaluated, never passed through since
+        assert t.first_child[node] == -1 and t.visits[node] >= 1
+
+
+@pytest.mark.parametrize("moves", [0, 30])
+def test_uniform_without_legal_mask_searches_exactly_like_with_it(moves):
+    game = make_game(GameConfig(name="go", board_size=9))
+    rng = np.random.default_rng(moves)
+    state = game.new_state()
+    for _ in range(moves):
+        state.apply(int(rng.choice(state.legal_actions()[:-1])))
+    cfg = MCTSConfig(simulations=400, leaves_per_call=8)
+    fast = MCTS(game, cfg, UniformEvaluator(), np.random.default_rng(0))
+    full = MCTS(game, cfg, UniformEvaluator(wants_planes=True), np.random.default_rng(0))
+    assert not fast.evaluator.wants_legal and full.evaluator.wants_legal
+    a, b = fast.search(state), full.search(state)
+    np.testing.assert_array_equal(a.visits, b.visits)
+    assert a.simulations == b.simulations == 400
+    _check_tree_invariants(fast.tree, True)
+    _check_tree_invariants(full.tree, True)
+
+
+def test_deferred_expansion_keeps_priors_and_survives_reuse():
+    game = make_game(GameConfig(name="go", board_size=5))
+
+    class Skewed:  # prefers low action ids, puts mass on illegal moves too
+        num_exits = 1
+
+        def evaluate(self, planes, legal_mask, budget_fraction=None, max_exit=None):
+            n, a = legal_mask.shape
+            p = np.tile(np.linspace(2.0, 1.0, a), (n, 1))
+            return Evaluation(p, np.full(n, 0.1), np.zeros(n, np.int64), np.zeros(n))
+
+    m = MCTS(game, MCTSConfig(simulations=300, leaves_per_call=4), Skewed(),
+             np.random.default_rng(0))
+    state = game.state_from_actions([12, 6])
+    r = m.search(state)
+    t = m.tree
+    _check_tree_invariants(t, True)
+    legal = np.asarray(state.legal_actions())
+    sl = t.children(t.root)
+    want = np.linspace(2.0, 1.0, game.num_actions)[legal]
+    np.testing.assert_allclose(t.prior[sl], want / want.sum())
+    # every expanded node's priors are the renormalised row over its own legal moves
+    for node in range(t.size):
+        if t.first_child[node] != -1:
+            acts = t.action[t.children(node)]
+            assert set(acts) == set(t.states[node].legal_actions())
+            assert t.prior[t.children(node)].sum() == pytest.approx(1.0)
+    # reuse: play a move whose child was evaluated; the new root expands from its record
+    a = int(np.argmax(r.visits))
+    m.advance(a)
+    state.apply(a)
+    r2 = m.search(state)
+    assert r2.simulations == 300
+    _check_tree_invariants(m.tree, True)
+    # a leaf reached once and then made the root: expanded at begin, from its stored row
+    m2 = MCTS(game, MCTSConfig(simulations=100, leaves_per_call=4), Skewed(),
+              np.random.default_rng(0))
+    s2 = game.new_state()
+    r3 = m2.search(s2)
+    once = [c for c in range(*m2.tree.children(m2.tree.root).indices(m2.tree.size))
+            if m2.tree.visits[c] == 1 and c in m2.tree.deferred]
+    assert once
+    act = int(m2.tree.action[once[0]])
+    m2.advance(act)
+    s2.apply(act)
+    assert m2.tree.root == 0 and 0 in m2.tree.deferred
+    r4 = m2.search(s2)
+    assert r4.visits.sum() == pytest.approx(100)  # 1 kept (the root's evaluation) - 1 + 100
+    _check_tree_invariants(m2.tree, True)
+
+
+def test_rollout_search_tree_invariants_with_terminals():
+    game = make_game(GameConfig(name="tic_tac_toe"))
+    m = MCTS(game, MCTSConfig(simulations=500, leaves_per_call=4), RolloutEvaluator(1),
+             np.random.default_rng(0))
+    r = m.search(game.state_from_actions([0, 3]))
+    assert r.simulations == 500
+    _check_tree_invariants(m.tree, True)

@@ -14,11 +14,15 @@ from dpv.games.base import GameState
 from dpv.mcts.search import MCTS, Leaf, SearchResult
 
 
-def _batch_inputs(leaves: list[Leaf], num_actions: int, want_planes: bool):
+def _batch_inputs(leaves: list[Leaf], num_actions: int, want_planes: bool, want_legal: bool):
     n = len(leaves)
-    mask = np.zeros((n, num_actions), dtype=bool)
-    for i, leaf in enumerate(leaves):
-        mask[i, leaf.legal] = True
+    if want_legal:
+        mask = np.zeros((n, num_actions), dtype=bool)
+        for i, leaf in enumerate(leaves):
+            legal = leaf.legal = np.asarray(leaf.state.legal_actions(), dtype=np.int64)
+            mask[i, legal] = True
+    else:  # the evaluator ignores the mask; the tree renormalises over legal moves anyway
+        mask = np.broadcast_to(np.True_, (n, num_actions))
     planes = None
     if want_planes:
         first = leaves[0].state.observation()
@@ -36,8 +40,11 @@ def run_searches(searches: Sequence[MCTS], states: Sequence[GameState], evaluato
     """Search `states[i]` with `searches[i]`, all trees stepped together; one
     `evaluator.evaluate` call per step carries every tree's pending leaves.
 
-    Evaluators that set `wants_states = True` (rollouts) also get the leaf states, and those
-    that set `wants_planes = False` get no observation planes."""
+    Evaluators that set `wants_states = True` (rollouts) also get the leaf states, those
+    that set `wants_planes = False` get no observation planes, and those that set
+    `wants_legal = False` (their policy does not depend on the legal moves, e.g. uniform)
+    get an all-True mask: the tree renormalises priors over the legal moves at expansion
+    either way, and then need not list a leaf's legal moves until it is passed through."""
     if len(searches) != len(states):
         raise ValueError("one state per search")
     noise = [add_noise] * len(searches) if isinstance(add_noise, bool) else list(add_noise)
@@ -45,6 +52,7 @@ def run_searches(searches: Sequence[MCTS], states: Sequence[GameState], evaluato
         s.begin(st, nz)
     want_states = getattr(evaluator, "wants_states", False)
     want_planes = getattr(evaluator, "wants_planes", True)
+    want_legal = getattr(evaluator, "wants_legal", True)
     active = [s for s in searches if not s.done()]
     while active:
         owners: list[MCTS] = []
@@ -61,7 +69,7 @@ def run_searches(searches: Sequence[MCTS], states: Sequence[GameState], evaluato
                 leaves.extend(got)
         if leaves:
             planes, mask, fractions, max_exit = _batch_inputs(
-                leaves, owners[0].game.num_actions, want_planes)
+                leaves, owners[0].game.num_actions, want_planes, want_legal)
             if want_states:
                 ev = evaluator.evaluate(planes, mask, fractions, max_exit,
                                         states=[leaf.state for leaf in leaves])

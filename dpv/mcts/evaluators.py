@@ -20,20 +20,30 @@ class UniformEvaluator:
     """Uniform prior over legal moves, value 0, one exit that costs nothing.
 
     It reads nothing from the position, so by default it asks for no observation planes
-    (`wants_planes`); pass wants_planes=True to time the search with plane building."""
+    (`wants_planes`) and no legal-move mask (`wants_legal`: given an all-True mask, its
+    uniform row becomes uniform over the legal moves when the tree renormalises it); pass
+    wants_planes=True to time the search with plane building and mask.
+
+    Given the all-True mask, its policy is a read-only broadcast of one value: nothing is
+    allocated per evaluation."""
 
     num_exits = 1
 
     def __init__(self, wants_planes: bool = False):
         self.wants_planes = wants_planes
+        self.wants_legal = wants_planes
 
     def exit_cost(self, k: int) -> float:
         return 0.0
 
     def evaluate(self, planes, legal_mask, budget_fraction=None, max_exit=None) -> Evaluation:
-        n = legal_mask.shape[0]
-        return Evaluation(_uniform(legal_mask), np.zeros(n, np.float32),
-                          np.zeros(n, np.int64), np.zeros(n))
+        n, a = legal_mask.shape
+        if legal_mask.strides == (0, 0):  # the driver's all-True mask (wants_legal False)
+            policy = np.broadcast_to(np.float32(1.0 / a), (n, a))
+        else:
+            policy = _uniform(legal_mask)
+        zeros = np.zeros(n)
+        return Evaluation(policy, zeros, np.zeros(n, np.int64), zeros)
 
 
 class RolloutEvaluator:

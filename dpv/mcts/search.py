@@ -68,16 +68,20 @@ class SearchResult:
     fractions: np.ndarray = field(default_factory=lambda: np.zeros(0))  # r sent with each evaluation
 
 
-@dataclass
 class Leaf:
-    """A pending evaluation: the path from the root (virtual loss applied) and its request."""
+    """A pending evaluation: the path from the root (virtual loss applied) and its request.
+    `legal` (int64 legal actions) is filled by the driver when the evaluator wants a mask."""
 
-    path: np.ndarray
-    state: GameState
-    legal: np.ndarray  # legal actions at the leaf (int64)
-    fraction: float
-    max_exit: int
-    reserved: float
+    __slots__ = ("path", "state", "legal", "fraction", "max_exit", "reserved")
+
+    def __init__(self, path: list[int], state: GameState, legal, fraction: float,
+                 max_exit: int, reserved: float):
+        self.path = path
+        self.state = state
+        self.legal = legal
+        self.fraction = fraction
+        self.max_exit = max_exit
+        self.reserved = reserved
 
 
 def temperature_for_move(cfg: MCTSConfig, move_number: int) -> float:
@@ -158,12 +162,14 @@ class MCTS:
         self._fractions: list[float] = []
         self._noise = add_noise and self.cfg.dirichlet_fraction > 0
         self._raw_root_prior: np.ndarray | None = None
+        t.expand_deferred(t.root)  # a reused root that was evaluated but never passed through
         if t.expanded(t.root):
             self._apply_noise()
         if self.budget is not None:  # an unlimited tree of terminal visits must still end
             self._max_sims = int(self.budget.total // max(self.costs.per_exit.min(), 1e-300)) + 1
         else:
             self._max_sims = self.cfg.simulations
+        self._free_exit = self.costs.num_exits - 1 if self._dynamic else self._fixed_exit
         self._active = True
 
     def _fraction(self) -> float:
@@ -177,8 +183,7 @@ class MCTS:
             return None
         per = self.costs.per_exit
         if self.budget is None:
-            k = self.costs.num_exits - 1 if self._dynamic else self._fixed_exit
-            return k, 0.0
+            return self._free_exit, 0.0
         left = self.budget.remaining - self._reserved
         if not self._dynamic:
             cost = per[self._fixed_exit]
@@ -194,90 +199,154 @@ class MCTS:
 
     def gather(self) -> list[Leaf]:
         """Select up to `leaves_per_call` new leaves (virtual loss on their paths); terminal
-        leaves are backed up at once, at no cost."""
+        leaves are backed up at once, at no cost. Written for speed: the tree's arrays are
+        read element by element, numpy only for PUCT over a node's children."""
         t = self.tree
         cfg = self.cfg
         vl = cfg.virtual_loss
         c_puct = cfg.c_puct
+        sqrt = math.sqrt
+        visits, value_sum, q, u, prior = t.visits, t.value_sum, t.q, t.u, t.prior
+        first_child, num_children, action = t.first_child, t.num_children, t.action
+        states, deferred = t.states, t.deferred
+        pending = self._pending
+        root = t.root
+        budget = self.budget
+        max_sims = self._max_sims
         leaves: list[Leaf] = []
         for _ in range(cfg.leaves_per_call):
-            request = self._afford()
-            if request is None:
-                break
-            path = [t.root]
-            node = t.root
-            while t.first_child[node] != NO_NODE and not t.terminal[node]:
-                node = t.select_child(node, c_puct)
+            if budget is None:  # free evaluations: only the simulation count limits
+                if self.simulations + len(pending) >= max_sims:
+                    break
+                k, cost = self._free_exit, 0.0
+            else:
+                request = self._afford()
+                if request is None:
+                    break
+                k, cost = request
+            path = [root]
+            node = root
+            while True:
+                s = int(first_child[node])
+                if s < 0:
+                    if node not in deferred or not t.expand_deferred(node):
+                        break
+                    # expand_deferred may grow the arrays: take the new ones
+                    visits, value_sum, q, u, prior = t.visits, t.value_sum, t.q, t.u, t.prior
+                    first_child, num_children, action = t.first_child, t.num_children, t.action
+                    s = int(first_child[node])
+                e = s + int(num_children[node])
+                n = visits[node]
+                score = u[s:e] * (c_puct * sqrt(n) if n > 1.0 else c_puct)  # PUCT, u = P / (1 + N)
+                score += q[s:e]
+                node = s + int(score.argmax())
                 path.append(node)
-            state = t.states.get(node)
+            state = states.get(node)
             if state is None:
-                state = t.states[int(t.parent[node])].clone()
-                state.apply(int(t.action[node]))
-                t.states[node] = state
+                state = states[path[-2]].clone()
+                state.apply(int(action[node]))
+                states[node] = state
                 t.to_move[node] = state.current_player()
                 if state.is_terminal():
                     t.terminal[node] = True
                     t.terminal_value[node] = state.terminal_value()
-            p = np.asarray(path, dtype=np.int64)
             if t.terminal[node]:
-                self._backup([p], t.terminal_value[node:node + 1], t.to_move[node:node + 1], 0.0)
+                self._backup_path(path, float(t.terminal_value[node]), int(t.to_move[node]), 0.0)
                 self.simulations += 1
                 continue
-            if node in self._pending:  # collision: this tree has nothing new to offer now
+            if node in pending:  # collision: this tree has nothing new to offer now
                 break
-            if vl > 0:
-                t.visits[p] += vl
-                t.value_sum[p] -= vl
-                t.q[p] = t.value_sum[p] / t.visits[p]
-            k, cost = request
+            if vl > 0:  # plain loops: paths are short, numpy calls are not free
+                visits[root] += vl  # the root is nobody's child: only its N matters here
+                for i in range(1, len(path)):
+                    x = path[i]
+                    nv = visits[x] + vl
+                    visits[x] = nv
+                    sv = value_sum[x] - vl
+                    value_sum[x] = sv
+                    q[x] = sv / nv
+                    u[x] = prior[x] / (nv + 1.0)
             self._reserved += cost
-            self._pending.add(node)
-            leaves.append(Leaf(p, state, np.asarray(state.legal_actions(), dtype=np.int64),
-                              self._fraction(), k, cost))
+            pending.add(node)
+            if budget is None:
+                fraction = min(1.0, self.simulations / cfg.simulations)
+            else:
+                fraction = budget.fraction
+            leaves.append(Leaf(path, state, None, fraction, k, cost))
         return leaves
 
     def absorb(self, leaves: list[Leaf], policy: np.ndarray, value: np.ndarray,
                exit_index: np.ndarray, flops: np.ndarray) -> None:
-        """Take this tree's evaluations back (row i answers leaves[i]): charge them, expand
-        the leaves, back up their values; all leaves of a step at once."""
+        """Take this tree's evaluations back (row i answers leaves[i]): charge them, store
+        them for expansion (deferred to the first selection through the leaf; the root at
+        once), back up their values; all leaves of a step at once."""
         t = self.tree
-        flops = np.asarray(flops, dtype=np.float64)
+        n = len(leaves)
         exit_index = np.asarray(exit_index, dtype=np.int64)
-        reserved = np.fromiter((leaf.reserved for leaf in leaves), np.float64, len(leaves))
         if self.budget is not None:
+            flops = np.asarray(flops, dtype=np.float64)
+            reserved = np.fromiter((leaf.reserved for leaf in leaves), np.float64, n)
             over = flops > reserved * (1 + 1e-9) + 1e-6
             if over.any():
                 i = int(np.argmax(over))
                 raise DPVError(f"evaluator charged {flops[i]:.3g} FLOPs for a row capped at "
                                f"{reserved[i]:.3g}: it ignores max_exit or the search's exit")
             self.budget.charge(flops.sum())
-        self._reserved -= reserved.sum()
-        self.flops += float(flops.sum())
-        np.add.at(self.histogram, exit_index, 1)
+            self._reserved -= reserved.sum()
+            self.flops += float(flops.sum())
+        else:
+            self.flops += float(np.sum(flops))
+        k = len(self.histogram)
+        self.histogram += np.bincount(exit_index, minlength=k)[:k]
         self._exits.extend(exit_index.tolist())
-        self._fractions.extend(leaf.fraction for leaf in leaves)
-        nodes = np.fromiter((leaf.path[-1] for leaf in leaves), np.int64, len(leaves))
-        self._pending.difference_update(nodes.tolist())
-        t.expand_many(nodes, [leaf.legal for leaf in leaves], policy)
-        paths = [leaf.path for leaf in leaves]
-        self._backup(paths, np.asarray(value, dtype=np.float64), t.to_move[nodes],
-                     self.cfg.virtual_loss)
-        self.simulations += len(leaves)
-        if self._noise and self._raw_root_prior is None and t.expanded(t.root):
-            self._apply_noise()
-
-    def _backup(self, paths: list[np.ndarray], values: np.ndarray, players: np.ndarray,
-                vl: float) -> None:
-        """values[i] is for players[i], at the end of paths[i]; each node's sum is kept for
-        the player who moved into it. Also takes back the virtual loss `vl` on the paths."""
-        t = self.tree
-        lens = [len(p) for p in paths]
-        nodes = np.concatenate(paths) if len(paths) > 1 else paths[0]
+        self._fractions.extend([leaf.fraction for leaf in leaves])
+        policy = np.array(policy, dtype=np.float64)  # our own copy: rows wait in the tree
+        values = np.asarray(value, dtype=np.float64)
+        pending = self._pending
+        deferred = t.deferred
+        to_move = t.to_move
+        vl = self.cfg.virtual_loss
+        root = t.root
+        flat: list[int] = []
+        lens: list[int] = []
+        ends: list[int] = []
+        for i, leaf in enumerate(leaves):
+            path = leaf.path
+            node = path[-1]
+            pending.discard(node)
+            deferred[node] = (policy[i], leaf.legal)
+            flat.extend(path)
+            lens.append(len(path))
+            ends.append(node)
+        # the root, first on every path, took only vl visits: it gets its value sum here
+        nodes = np.array(flat, dtype=np.int64)
         v = np.repeat(values, lens)
-        signed = np.where(t.mover[nodes] == np.repeat(players, lens), v, -v)
+        signed = np.where(t.mover[nodes] == np.repeat(to_move[ends], lens), v, -v)
+        is_root = nodes == root
         np.add.at(t.visits, nodes, 1.0 - vl)
-        np.add.at(t.value_sum, nodes, signed + vl)
+        np.add.at(t.value_sum, nodes, np.where(is_root, signed, signed + vl))
         t.q[nodes] = t.value_sum[nodes] / t.visits[nodes]
+        t.refresh_u(nodes)
+        self.simulations += n
+        if root in deferred:
+            t.expand_deferred(root)
+            if self._noise and self._raw_root_prior is None:
+                self._apply_noise()
+
+    def _backup_path(self, path: list[int], value: float, player: int, vl: float) -> None:
+        """`value` is for `player`, at the end of `path`; each node's sum is kept for the
+        player who moved into it. Also takes back the virtual loss `vl` on the path."""
+        t = self.tree
+        visits, value_sum, q, mover = t.visits, t.value_sum, t.q, t.mover
+        u, prior = t.u, t.prior
+        dv = 1.0 - vl
+        for x in path:
+            nv = visits[x] + dv
+            visits[x] = nv
+            sv = value_sum[x] + ((value if mover[x] == player else -value) + vl)
+            value_sum[x] = sv
+            q[x] = sv / nv
+            u[x] = prior[x] / (nv + 1.0)
 
     def _apply_noise(self) -> None:
         if not self._noise or self._raw_root_prior is not None:
@@ -289,6 +358,7 @@ class MCTS:
         noise = self.rng.dirichlet(np.full(len(raw), self.cfg.dirichlet_alpha))
         f = self.cfg.dirichlet_fraction
         t.prior[sl] = (1 - f) * raw + f * noise
+        t.refresh_u(sl)
 
     def finish(self) -> SearchResult:
         t = self.tree
@@ -300,6 +370,7 @@ class MCTS:
             sl = t.children(root)
             if self._raw_root_prior is not None:  # noise belongs to this search only
                 t.prior[sl] = self._raw_root_prior
+                t.refresh_u(sl)
             acts = t.action[sl]
             visits[acts] = t.visits[sl]
             policy[acts] = visits[acts] / visits.sum() if visits.sum() > 0 else t.prior[sl]

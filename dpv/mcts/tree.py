@@ -6,7 +6,13 @@ of the edge parent -> child live at the child's index. `value_sum` is from the v
 player who made the move into the node (`mover`), which is the view its parent selects with.
 Game states are kept only for nodes that have been reached (one clone per reached node).
 Slots past `size` always hold default values, so allocating children is just a bump of
-`size`; `q` caches value_sum / visits (fpu while unvisited) so selection reads it directly.
+`size`; `q` caches value_sum / visits (fpu while unvisited) and `u` caches
+prior / (1 + visits), so PUCT over a node's children is `q + c * sqrt(N) * u`: two array
+operations. Whoever changes visits or priors keeps `u` in step (`refresh_u`).
+
+Expansion is deferred: an evaluated node keeps its evaluation in `deferred` (policy row and,
+when known, its legal actions) and gets its children the first time a selection passes
+through it. Most leaves of a search are reached once, so most never pay for children.
 """
 from __future__ import annotations
 
@@ -15,14 +21,14 @@ import math
 import numpy as np
 
 NO_NODE = -1
-_ARRAYS = ("visits", "value_sum", "q", "prior", "parent", "action", "first_child",
+_ARRAYS = ("visits", "value_sum", "q", "u", "prior", "parent", "action", "first_child",
            "num_children", "mover", "to_move", "terminal", "terminal_value")
 
 
 class Tree:
-    __slots__ = ("visits", "value_sum", "q", "prior", "parent", "action", "first_child",
+    __slots__ = ("visits", "value_sum", "q", "u", "prior", "parent", "action", "first_child",
                  "num_children", "mover", "to_move", "terminal", "terminal_value",
-                 "states", "size", "root", "fpu")
+                 "states", "deferred", "size", "root", "fpu")
 
     def __init__(self, capacity: int = 1024, fpu: float = 0.0):
         self.fpu = fpu
@@ -30,6 +36,7 @@ class Tree:
         self.visits = np.zeros(capacity)  # float: virtual loss adds fractional visits
         self.value_sum = np.zeros(capacity)
         self.prior = np.zeros(capacity)
+        self.u = np.zeros(capacity)  # prior / (1 + visits)
         self.parent = np.full(capacity, NO_NODE, dtype=np.int64)
         self.action = np.full(capacity, NO_NODE, dtype=np.int64)
         self.first_child = np.full(capacity, NO_NODE, dtype=np.int64)
@@ -39,6 +46,7 @@ class Tree:
         self.terminal = np.zeros(capacity, dtype=bool)
         self.terminal_value = np.zeros(capacity)  # result for to_move, when terminal
         self.states: dict[int, object] = {}
+        self.deferred: dict[int, tuple] = {}  # evaluated, not yet expanded: (policy, legal)
         self.size = 0
         self.root = NO_NODE
 
@@ -69,6 +77,7 @@ class Tree:
         """Forget every node but keep the arrays (no reallocation between games)."""
         self._clear(0, self.size)
         self.states = {}
+        self.deferred = {}
         self.size = 0
         self.root = NO_NODE
 
@@ -102,8 +111,27 @@ class Tree:
         self.num_children[node] = n
         self.action[s:e] = actions
         self.prior[s:e] = priors
+        self.u[s:e] = priors  # no visits yet
         self.parent[s:e] = node
         self.mover[s:e] = self.to_move[node]
+
+    def expand_deferred(self, node: int) -> bool:
+        """Give `node` the children its stored evaluation asks for; False if it has none."""
+        ev = self.deferred.pop(node, None)
+        if ev is None:
+            return False
+        policy, legal = ev
+        if legal is None:
+            legal = self.states[node].legal_actions()
+        acts = np.asarray(legal, dtype=np.int64)
+        p = np.asarray(policy, dtype=np.float64)[acts]
+        total = p.sum()
+        if total > 0:
+            p /= total
+        else:  # no mass on any legal move: fall back to uniform
+            p.fill(1.0 / len(acts))
+        self.expand(node, acts, p)
+        return True
 
     def expand_many(self, nodes: np.ndarray, legal: list[np.ndarray], policy: np.ndarray) -> None:
         """Expand nodes[i] with children legal[i], priors policy[i, legal[i]] renormalised
@@ -123,11 +151,16 @@ class Tree:
             p[np.repeat(empty, lens)] = 1.0
             sums[empty] = lens[empty]
         self.prior[s:e] = p / np.repeat(sums, lens)
+        self.u[s:e] = self.prior[s:e]
         self.first_child[nodes] = s + offsets
         self.num_children[nodes] = lens
         self.action[s:e] = acts
         self.parent[s:e] = np.repeat(nodes, lens)
         self.mover[s:e] = np.repeat(self.to_move[nodes], lens)
+
+    def refresh_u(self, nodes) -> None:
+        """Recompute the cached prior / (1 + visits) of `nodes` (an index or a slice)."""
+        self.u[nodes] = self.prior[nodes] / (self.visits[nodes] + 1.0)
 
     def children(self, node: int) -> slice:
         s = int(self.first_child[node])
@@ -164,7 +197,7 @@ class Tree:
         remap = np.full(self.size, NO_NODE, dtype=np.int64)
         remap[old] = np.arange(len(old))
         m = len(old)
-        for name in ("visits", "value_sum", "q", "prior", "action", "num_children", "mover",
+        for name in ("visits", "value_sum", "q", "u", "prior", "action", "num_children", "mover",
                      "to_move", "terminal", "terminal_value"):
             arr = getattr(self, name)
             arr[:m] = arr[old]
@@ -174,6 +207,8 @@ class Tree:
         self.parent[:m] = np.where(par == NO_NODE, NO_NODE, remap[np.maximum(par, 0)])
         self.parent[0] = NO_NODE
         self.states = {int(remap[i]): st for i, st in self.states.items() if remap[i] != NO_NODE}
+        self.deferred = {int(remap[i]): ev for i, ev in self.deferred.items()
+                         if remap[i] != NO_NODE}
         self._clear(m, self.size)
         self.size = m
         self.root = 0
