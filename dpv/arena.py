@@ -83,6 +83,7 @@ def _worker(plan: MatchPlan, worker: int, n_workers: int, tasks, results) -> Non
     """Worker process: build the players once, play games from the queue until None."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # -> finally: engines are closed
+    results.cancel_join_thread()  # a result in flight when the parent stops us may be dropped
     a = b = None
     try:
         a, b = build_players(plan, worker)
@@ -259,6 +260,8 @@ def _run_parallel(plan: MatchPlan, tasks, workers: int, run: ArenaRun, finished)
     # spawn, not fork: a parent that has torch's thread pools must not be forked
     ctx = mp.get_context("spawn")
     task_q, result_q = ctx.Queue(), ctx.Queue()
+    # on Ctrl-C the unread tasks stay queued: exiting must not wait to flush them into the pipe
+    task_q.cancel_join_thread()
     for t in tasks:
         task_q.put(t)
     workers = min(workers, len(tasks)) or 1
