@@ -47,7 +47,7 @@ def trace_checkpoint(checkpoint: str, split: str, out: str, data_root: str | Non
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m eexit_vision.trace", description=__doc__.splitlines()[0])
     ap.add_argument("--checkpoint", required=True)
-    ap.add_argument("--split", required=True, choices=[s for s in SPLITS if s != "train"] + ["train"])
+    ap.add_argument("--split", required=True, choices=SPLITS)
     ap.add_argument("--out", required=True, help="output .npz")
     ap.add_argument("--data-root", help="CIFAR folder, if it moved since training")
     ap.add_argument("--device", default="cpu")
