@@ -99,6 +99,7 @@ def _worker(plan: MatchPlan, worker: int, n_workers: int, tasks, results) -> Non
     except Exception:
         results.put(("crash", traceback.format_exc()))
     finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # already closing the players
         for p in (a, b):
             if p is not None:
                 p.close()
@@ -115,9 +116,11 @@ class ArenaRun:
     stopped_by: str = ""  # why the match ended early (a player that could not go on)
 
     def add(self, rec: GameRecord) -> None:
-        self.records.append(rec)
+        # SGF first: a Ctrl-C between the two steps leaves no game in the summary without its file
         if self.out is not None:
             atomic_write_bytes(self.out / sgf_name(rec), self.sgf(rec).encode())
+        self.records.append(rec)
+        if self.out is not None:
             self.write_summary()
 
     def sgf(self, rec: GameRecord) -> str:
@@ -271,8 +274,8 @@ def _run_parallel(plan: MatchPlan, tasks, workers: int, run: ArenaRun, finished)
              for w in range(workers)]
     for p in procs:
         p.start()
+    done = 0
     try:
-        done = 0
         while done < len(tasks):
             try:
                 kind, payload = result_q.get(timeout=1.0)
@@ -289,6 +292,9 @@ def _run_parallel(plan: MatchPlan, tasks, workers: int, run: ArenaRun, finished)
                 print(payload, file=sys.stderr)
                 raise DPVError("an arena worker crashed (traceback above)")
     finally:
+        if done == len(tasks):  # finished: workers have their stop signal and close their engines
+            for p in procs:
+                p.join(timeout=10)
         for p in procs:
             if p.is_alive():
                 p.terminate()
