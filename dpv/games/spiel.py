@@ -70,6 +70,11 @@ class SpielState:
         self._to_move ^= 1
         self._hist = (_Position(None, s),) + hist[:-1]
 
+    def child(self, action: int) -> "SpielState":
+        """`clone()` then `apply(action)`, in one step (what a search does per new node)."""
+        s = self._s.child(action)
+        return SpielState(self.game, s, self._to_move ^ 1, (_Position(None, s),) + self._hist[:-1])
+
     def clone(self) -> "SpielState":
         return SpielState(self.game, self._s.clone(), self._to_move, self._hist)
 

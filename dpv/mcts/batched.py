@@ -14,6 +14,16 @@ from dpv.games.base import GameState
 from dpv.mcts.search import MCTS, Leaf, SearchResult
 
 
+_ALL_LEGAL: dict[tuple[int, int], np.ndarray] = {}  # read-only all-True masks, by shape
+
+
+def _all_legal(n: int, num_actions: int) -> np.ndarray:
+    mask = _ALL_LEGAL.get((n, num_actions))
+    if mask is None:
+        mask = _ALL_LEGAL[(n, num_actions)] = np.broadcast_to(np.True_, (n, num_actions))
+    return mask
+
+
 def _batch_inputs(leaves: list[Leaf], num_actions: int, want_planes: bool, want_legal: bool):
     n = len(leaves)
     if want_legal:
@@ -22,7 +32,7 @@ def _batch_inputs(leaves: list[Leaf], num_actions: int, want_planes: bool, want_
             legal = leaf.legal = np.asarray(leaf.state.legal_actions(), dtype=np.int64)
             mask[i, legal] = True
     else:  # the evaluator ignores the mask; the tree renormalises over legal moves anyway
-        mask = np.broadcast_to(np.True_, (n, num_actions))
+        mask = _all_legal(n, num_actions)
     planes = None
     if want_planes:
         first = leaves[0].state.observation()
@@ -30,8 +40,8 @@ def _batch_inputs(leaves: list[Leaf], num_actions: int, want_planes: bool, want_
         planes[0] = first
         for i in range(1, n):
             planes[i] = leaves[i].state.observation()
-    fractions = np.fromiter((leaf.fraction for leaf in leaves), dtype=np.float64, count=n)
-    max_exit = np.fromiter((leaf.max_exit for leaf in leaves), dtype=np.int64, count=n)
+    fractions = np.array([leaf.fraction for leaf in leaves], dtype=np.float64)
+    max_exit = np.array([leaf.max_exit for leaf in leaves], dtype=np.int64)
     return planes, mask, fractions, max_exit
 
 

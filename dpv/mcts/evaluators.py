@@ -32,18 +32,25 @@ class UniformEvaluator:
     def __init__(self, wants_planes: bool = False):
         self.wants_planes = wants_planes
         self.wants_legal = wants_planes
+        self._cache: dict[tuple[int, int], Evaluation] = {}
 
     def exit_cost(self, k: int) -> float:
         return 0.0
 
     def evaluate(self, planes, legal_mask, budget_fraction=None, max_exit=None) -> Evaluation:
-        n, a = legal_mask.shape
+        shape = legal_mask.shape
         if legal_mask.strides == (0, 0):  # the driver's all-True mask (wants_legal False)
-            policy = np.broadcast_to(np.float32(1.0 / a), (n, a))
-        else:
-            policy = _uniform(legal_mask)
-        zeros = np.zeros(n)
-        return Evaluation(policy, zeros, np.zeros(n, np.int64), zeros)
+            out = self._cache.get(shape)
+            if out is None:  # read-only, so one set of rows per shape serves every call
+                n, a = shape
+                out = self._cache[shape] = Evaluation(
+                    *(np.broadcast_to(x, sh) for x, sh in (
+                        (np.float32(1.0 / a), shape), (np.float32(0), (n,)),
+                        (np.int64(0), (n,)), (0.0, (n,)))))
+            return out
+        n = shape[0]
+        return Evaluation(_uniform(legal_mask), np.zeros(n, np.float32),
+                          np.zeros(n, np.int64), np.zeros(n))
 
 
 class RolloutEvaluator:

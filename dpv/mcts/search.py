@@ -84,6 +84,14 @@ class Leaf:
         self.reserved = reserved
 
 
+def _child_state(parent: GameState, action: int, fast: bool) -> GameState:
+    if fast:
+        return parent.child(action)
+    state = parent.clone()
+    state.apply(action)
+    return state
+
+
 def temperature_for_move(cfg: MCTSConfig, move_number: int) -> float:
     """cfg.temperature for the first `temperature_moves` moves, then greedy (0)."""
     return cfg.temperature if move_number < cfg.temperature_moves else 0.0
@@ -131,9 +139,12 @@ class MCTS:
         if t.root == NO_NODE:
             return
         child = t.child_of(t.root, action) if self.cfg.reuse_tree else NO_NODE
-        if child == NO_NODE or child not in t.states:
-            self.reset()
+        if child == NO_NODE or (child not in t.states and child not in t.deferred):
+            self.reset()  # never reached (or a terminal leaf): nothing worth keeping
         else:
+            if child not in t.states:  # an evaluated leaf keeps no state: rebuild it
+                t.states[child] = _child_state(t.states[t.root], action,
+                                               callable(getattr(t.states[t.root], "child", None)))
             t.reroot(child)
 
     def search(self, state: GameState, add_noise: bool = False) -> SearchResult:
@@ -170,6 +181,8 @@ class MCTS:
         else:
             self._max_sims = self.cfg.simulations
         self._free_exit = self.costs.num_exits - 1 if self._dynamic else self._fixed_exit
+        # states that can make a child position in one call (SpielState.child) skip clone+apply
+        self._fast_child = callable(getattr(t.states[t.root], "child", None))
         self._active = True
 
     def _fraction(self) -> float:
@@ -213,6 +226,8 @@ class MCTS:
         root = t.root
         budget = self.budget
         max_sims = self._max_sims
+        fast_child = self._fast_child
+        sims_cfg = cfg.simulations
         leaves: list[Leaf] = []
         for _ in range(cfg.leaves_per_call):
             if budget is None:  # free evaluations: only the simulation count limits
@@ -227,49 +242,57 @@ class MCTS:
             path = [root]
             node = root
             while True:
-                s = int(first_child[node])
+                s = first_child.item(node)
                 if s < 0:
-                    if node not in deferred or not t.expand_deferred(node):
+                    if node not in deferred:
                         break
-                    # expand_deferred may grow the arrays: take the new ones
+                    if node not in states:  # passed through for the first time: keep its state
+                        states[node] = _child_state(states[path[-2]], action.item(node), fast_child)
+                    t.expand_deferred(node)
+                    # expansion may grow the arrays: take the new ones
                     visits, value_sum, q, u, prior = t.visits, t.value_sum, t.q, t.u, t.prior
                     first_child, num_children, action = t.first_child, t.num_children, t.action
-                    s = int(first_child[node])
-                e = s + int(num_children[node])
-                n = visits[node]
+                    s = first_child.item(node)
+                e = s + num_children.item(node)
+                n = visits.item(node)
                 score = u[s:e] * (c_puct * sqrt(n) if n > 1.0 else c_puct)  # PUCT, u = P / (1 + N)
                 score += q[s:e]
                 node = s + int(score.argmax())
                 path.append(node)
-            state = states.get(node)
-            if state is None:
-                state = states[path[-2]].clone()
-                state.apply(int(action[node]))
-                states[node] = state
-                t.to_move[node] = state.current_player()
-                if state.is_terminal():
-                    t.terminal[node] = True
-                    t.terminal_value[node] = state.terminal_value()
-            if t.terminal[node]:
-                self._backup_path(path, float(t.terminal_value[node]), int(t.to_move[node]), 0.0)
+            if t.terminal.item(node):  # known terminal: its result, at no cost
+                self._backup_path(path, t.terminal_value.item(node), t.to_move.item(node), 0.0)
                 self.simulations += 1
                 continue
             if node in pending:  # collision: this tree has nothing new to offer now
                 break
+            if node == root:
+                state = states[root]
+            else:  # a new leaf. Its state is not kept: most leaves are never passed through,
+                # and a freed state's memory is what the next clone reuses (hot, no page faults)
+                state = _child_state(states[path[-2]], action.item(node), fast_child)
+                t.to_move[node] = state.current_player()
+                if state.is_terminal():
+                    t.terminal[node] = True
+                    value = t.terminal_value[node] = state.terminal_value()
+                    self._backup_path(path, value, t.to_move.item(node), 0.0)
+                    self.simulations += 1
+                    continue
             if vl > 0:  # plain loops: paths are short, numpy calls are not free
                 visits[root] += vl  # the root is nobody's child: only its N matters here
                 for i in range(1, len(path)):
                     x = path[i]
-                    nv = visits[x] + vl
+                    nv = visits.item(x) + vl
                     visits[x] = nv
-                    sv = value_sum[x] - vl
+                    sv = value_sum.item(x) - vl
                     value_sum[x] = sv
                     q[x] = sv / nv
-                    u[x] = prior[x] / (nv + 1.0)
+                    u[x] = prior.item(x) / (nv + 1.0)
             self._reserved += cost
             pending.add(node)
             if budget is None:
-                fraction = min(1.0, self.simulations / cfg.simulations)
+                fraction = self.simulations / sims_cfg
+                if fraction > 1.0:
+                    fraction = 1.0
             else:
                 fraction = budget.fraction
             leaves.append(Leaf(path, state, None, fraction, k, cost))
@@ -295,12 +318,18 @@ class MCTS:
             self._reserved -= reserved.sum()
             self.flops += float(flops.sum())
         else:
-            self.flops += float(np.sum(flops))
+            self.flops += float(np.asarray(flops, dtype=np.float64).sum())
         k = len(self.histogram)
-        self.histogram += np.bincount(exit_index, minlength=k)[:k]
+        if k == 1:
+            if exit_index.any():
+                raise DPVError("evaluator reported an exit this search does not have")
+            self.histogram[0] += n
+        else:
+            self.histogram += np.bincount(exit_index, minlength=k)[:k]
         self._exits.extend(exit_index.tolist())
         self._fractions.extend([leaf.fraction for leaf in leaves])
-        policy = np.array(policy, dtype=np.float64)  # our own copy: rows wait in the tree
+        if policy.flags.writeable:  # our own copy: rows wait in the tree until expansion
+            policy = np.array(policy, dtype=np.float64)
         values = np.asarray(value, dtype=np.float64)
         pending = self._pending
         deferred = t.deferred
@@ -322,11 +351,15 @@ class MCTS:
         nodes = np.array(flat, dtype=np.int64)
         v = np.repeat(values, lens)
         signed = np.where(t.mover[nodes] == np.repeat(to_move[ends], lens), v, -v)
-        is_root = nodes == root
         np.add.at(t.visits, nodes, 1.0 - vl)
-        np.add.at(t.value_sum, nodes, np.where(is_root, signed, signed + vl))
-        t.q[nodes] = t.value_sum[nodes] / t.visits[nodes]
-        t.refresh_u(nodes)
+        if vl:
+            signed += vl
+        np.add.at(t.value_sum, nodes, signed)
+        if vl:
+            t.value_sum[root] -= vl * n
+        vis = t.visits[nodes]
+        t.q[nodes] = t.value_sum[nodes] / vis
+        t.u[nodes] = t.prior[nodes] / (vis + 1.0)
         self.simulations += n
         if root in deferred:
             t.expand_deferred(root)

@@ -4,7 +4,9 @@ An expanded node's children occupy one contiguous block `first_child .. first_ch
 so PUCT over a node's children is one vectorised expression over array slices. Statistics
 of the edge parent -> child live at the child's index. `value_sum` is from the view of the
 player who made the move into the node (`mover`), which is the view its parent selects with.
-Game states are kept only for nodes that have been reached (one clone per reached node).
+Game states are kept only for the root and the nodes a selection has passed through (and
+for a leaf only while its evaluation is pending, in its `Leaf`): a leaf reached once costs
+one clone, freed at once, and a node passed through gets its state rebuilt from its parent's.
 Slots past `size` always hold default values, so allocating children is just a bump of
 `size`; `q` caches value_sum / visits (fpu while unvisited) and `u` caches
 prior / (1 + visits), so PUCT over a node's children is `q + c * sqrt(N) * u`: two array
