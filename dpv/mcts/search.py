@@ -336,30 +336,35 @@ class MCTS:
         to_move = t.to_move
         vl = self.cfg.virtual_loss
         root = t.root
-        flat: list[int] = []
-        lens: list[int] = []
-        ends: list[int] = []
+        # plain loops: a path is a few nodes, and a numpy call costs as much as several of
+        # these element updates. The root, first on every path, took only its vl visits.
+        visits, value_sum, q, u, prior, mover = t.visits, t.value_sum, t.q, t.u, t.prior, t.mover
+        dv = 1.0 - vl
+        root_visits = visits.item(root)
+        root_sum = value_sum.item(root)
+        root_mover = mover.item(root)
+        values = values.tolist()
         for i, leaf in enumerate(leaves):
             path = leaf.path
             node = path[-1]
             pending.discard(node)
             deferred[node] = (policy[i], leaf.legal)
-            flat.extend(path)
-            lens.append(len(path))
-            ends.append(node)
-        # the root, first on every path, took only vl visits: it gets its value sum here
-        nodes = np.array(flat, dtype=np.int64)
-        v = np.repeat(values, lens)
-        signed = np.where(t.mover[nodes] == np.repeat(to_move[ends], lens), v, -v)
-        np.add.at(t.visits, nodes, 1.0 - vl)
-        if vl:
-            signed += vl
-        np.add.at(t.value_sum, nodes, signed)
-        if vl:
-            t.value_sum[root] -= vl * n
-        vis = t.visits[nodes]
-        t.q[nodes] = t.value_sum[nodes] / vis
-        t.u[nodes] = t.prior[nodes] / (vis + 1.0)
+            value = values[i]
+            player = to_move.item(node)
+            root_visits += dv
+            root_sum += value if root_mover == player else -value
+            for j in range(1, len(path)):
+                x = path[j]
+                nv = visits.item(x) + dv
+                visits[x] = nv
+                sv = value_sum.item(x) + ((value if mover.item(x) == player else -value) + vl)
+                value_sum[x] = sv
+                q[x] = sv / nv
+                u[x] = prior.item(x) / (nv + 1.0)
+        visits[root] = root_visits
+        value_sum[root] = root_sum
+        q[root] = root_sum / root_visits
+        u[root] = prior.item(root) / (root_visits + 1.0)
         self.simulations += n
         if root in deferred:
             t.expand_deferred(root)
