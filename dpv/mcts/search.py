@@ -221,7 +221,7 @@ class MCTS:
         sqrt = math.sqrt
         visits, value_sum, q, u, prior = t.visits, t.value_sum, t.q, t.u, t.prior
         first_child, num_children, action = t.first_child, t.num_children, t.action
-        states, deferred = t.states, t.deferred
+        states, deferred, views = t.states, t.deferred, t.views
         pending = self._pending
         root = t.root
         budget = self.budget
@@ -242,21 +242,27 @@ class MCTS:
             path = [root]
             node = root
             while True:
-                s = first_child.item(node)
-                if s < 0:
-                    if node not in deferred:
-                        break
-                    if node not in states:  # passed through for the first time: keep its state
-                        states[node] = _child_state(states[path[-2]], action.item(node), fast_child)
-                    t.expand_deferred(node)
-                    # expansion may grow the arrays: take the new ones
-                    visits, value_sum, q, u, prior = t.visits, t.value_sum, t.q, t.u, t.prior
-                    first_child, num_children, action = t.first_child, t.num_children, t.action
+                view = views.get(node)
+                if view is None:
                     s = first_child.item(node)
-                e = s + num_children.item(node)
+                    if s < 0:
+                        if node not in deferred:
+                            break
+                        if node not in states:  # passed through for the first time: keep its state
+                            states[node] = _child_state(states[path[-2]], action.item(node),
+                                                        fast_child)
+                        t.expand_deferred(node)
+                        # expansion may grow the arrays: take the new ones
+                        visits, value_sum, q, u, prior = t.visits, t.value_sum, t.q, t.u, t.prior
+                        first_child, num_children, action = t.first_child, t.num_children, t.action
+                        views = t.views
+                        s = first_child.item(node)
+                    e = s + num_children.item(node)
+                    view = views[node] = (s, u[s:e], q[s:e])
+                s, u_children, q_children = view
                 n = visits.item(node)
-                score = u[s:e] * (c_puct * sqrt(n) if n > 1.0 else c_puct)  # PUCT, u = P / (1 + N)
-                score += q[s:e]
+                score = u_children * (c_puct * sqrt(n) if n > 1.0 else c_puct)  # PUCT: u = P/(1+N)
+                score += q_children
                 node = s + int(score.argmax())
                 path.append(node)
             if t.terminal.item(node):  # known terminal: its result, at no cost

@@ -30,7 +30,7 @@ _ARRAYS = ("visits", "value_sum", "q", "u", "prior", "parent", "action", "first_
 class Tree:
     __slots__ = ("visits", "value_sum", "q", "u", "prior", "parent", "action", "first_child",
                  "num_children", "mover", "to_move", "terminal", "terminal_value",
-                 "states", "deferred", "size", "root", "fpu")
+                 "states", "deferred", "views", "size", "root", "fpu")
 
     def __init__(self, capacity: int = 1024, fpu: float = 0.0):
         self.fpu = fpu
@@ -49,6 +49,9 @@ class Tree:
         self.terminal_value = np.zeros(capacity)  # result for to_move, when terminal
         self.states: dict[int, object] = {}
         self.deferred: dict[int, tuple] = {}  # evaluated, not yet expanded: (policy, legal)
+        # expanded node -> (first child, u view, q view) of its children: selection's
+        # working set, built on first use; views die with the arrays (growth, reroot, clear)
+        self.views: dict[int, tuple] = {}
         self.size = 0
         self.root = NO_NODE
 
@@ -61,6 +64,7 @@ class Tree:
         if needed <= cap:
             return
         new = max(needed, 2 * cap)
+        self.views = {}
         for name in _ARRAYS:
             old = getattr(self, name)
             arr = np.full(new, self._default(name), dtype=old.dtype)
@@ -80,6 +84,7 @@ class Tree:
         self._clear(0, self.size)
         self.states = {}
         self.deferred = {}
+        self.views = {}
         self.size = 0
         self.root = NO_NODE
 
@@ -211,6 +216,7 @@ class Tree:
         self.states = {int(remap[i]): st for i, st in self.states.items() if remap[i] != NO_NODE}
         self.deferred = {int(remap[i]): ev for i, ev in self.deferred.items()
                          if remap[i] != NO_NODE}
+        self.views = {}
         self._clear(m, self.size)
         self.size = m
         self.root = 0
