@@ -228,6 +228,7 @@ class MCTS:
         max_sims = self._max_sims
         fast_child = self._fast_child
         sims_cfg = cfg.simulations
+        weights = np.ones(2)
         leaves: list[Leaf] = []
         for _ in range(cfg.leaves_per_call):
             if budget is None:  # free evaluations: only the simulation count limits
@@ -257,13 +258,12 @@ class MCTS:
                         first_child, num_children, action = t.first_child, t.num_children, t.action
                         views = t.views
                         s = first_child.item(node)
-                    e = s + num_children.item(node)
-                    view = views[node] = (s, u[s:e], q[s:e])
-                s, u_children, q_children = view
+                    view = views[node] = (s, t.uq[s:s + num_children.item(node)])
+                s, uq_children = view
                 n = visits.item(node)
-                score = u_children * (c_puct * sqrt(n) if n > 1.0 else c_puct)  # PUCT: u = P/(1+N)
-                score += q_children
-                node = s + int(score.argmax())
+                # PUCT, Q + c sqrt(N) P / (1 + N): u = P / (1 + N) and Q side by side, one product
+                weights[0] = c_puct * sqrt(n) if n > 1.0 else c_puct
+                node = s + int(uq_children.dot(weights).argmax())
                 path.append(node)
             if t.terminal.item(node):  # known terminal: its result, at no cost
                 self._backup_path(path, t.terminal_value.item(node), t.to_move.item(node), 0.0)

@@ -25,20 +25,24 @@ import numpy as np
 NO_NODE = -1
 _ARRAYS = ("visits", "value_sum", "q", "u", "prior", "parent", "action", "first_child",
            "num_children", "mover", "to_move", "terminal", "terminal_value")
+_OWN = tuple(n for n in _ARRAYS if n not in ("q", "u"))  # q and u are columns of `uq`
 
 
 class Tree:
     __slots__ = ("visits", "value_sum", "q", "u", "prior", "parent", "action", "first_child",
                  "num_children", "mover", "to_move", "terminal", "terminal_value",
-                 "states", "deferred", "views", "size", "root", "fpu")
+                 "uq", "states", "deferred", "views", "size", "root", "fpu")
 
     def __init__(self, capacity: int = 1024, fpu: float = 0.0):
         self.fpu = fpu
-        self.q = np.full(capacity, fpu)
+        # u and q side by side: PUCT over a node's children is one product uq[s:e] @ (c, 1)
+        self.uq = np.zeros((capacity, 2))
+        self.uq[:, 1] = fpu
+        self.u = self.uq[:, 0]  # prior / (1 + visits)
+        self.q = self.uq[:, 1]
         self.visits = np.zeros(capacity)  # float: virtual loss adds fractional visits
         self.value_sum = np.zeros(capacity)
         self.prior = np.zeros(capacity)
-        self.u = np.zeros(capacity)  # prior / (1 + visits)
         self.parent = np.full(capacity, NO_NODE, dtype=np.int64)
         self.action = np.full(capacity, NO_NODE, dtype=np.int64)
         self.first_child = np.full(capacity, NO_NODE, dtype=np.int64)
@@ -65,11 +69,15 @@ class Tree:
             return
         new = max(needed, 2 * cap)
         self.views = {}
-        for name in _ARRAYS:
+        for name in _OWN:
             old = getattr(self, name)
             arr = np.full(new, self._default(name), dtype=old.dtype)
             arr[:cap] = old
             setattr(self, name, arr)
+        uq = np.zeros((new, 2))
+        uq[:, 1] = self.fpu
+        uq[:cap] = self.uq
+        self.uq, self.u, self.q = uq, uq[:, 0], uq[:, 1]
 
     def _default(self, name: str):
         return NO_NODE if name in ("parent", "action", "first_child") else (
