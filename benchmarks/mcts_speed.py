@@ -8,11 +8,12 @@
 3. Same FLOPs budget (n_ref x FLOPs of the deepest exit): simulations per move achieved by
    each fixed exit and by the dynamic policy.
 
-    python benchmarks/mcts_speed.py [--quick] [--checkpoint PATH]
+    python benchmarks/mcts_speed.py [--quick] [--tree-only] [--checkpoint PATH]
 """
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 from pathlib import Path
 
@@ -69,40 +70,69 @@ def random_position(game, moves: int, rng: np.random.Generator):
     return state
 
 
-def best_of(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)  # the machine is shared: the fastest run is the least disturbed
+FAIRNESS = ("same positions, same simulations per search (counted alike: one evaluator call "
+            "or terminal visit each, checked), c_puct = uct_c = 1.5, no noise, OpenSpiel "
+            "solve=False with puct_value; both evaluators: uniform prior over legal moves, "
+            "value 0; ours: 8 leaves per step, virtual loss 1, tree cleared before each search")
 
 
 def tree_speed(sims: int, repeats: int) -> list[tuple[str, str, str]]:
+    """Zero-cost evaluator: our search vs OpenSpiel's Python MCTSBot, interleaved repeats,
+    median wall time per search (and the CPU-time ratio, less disturbed by other load)."""
     cfg_game = GameConfig(name="go", board_size=9)
     game = make_game(cfg_game)
     rows = []
     for label, moves in (("empty board", 0), ("after 30 moves", 30)):
         state = random_position(game, moves, np.random.default_rng(1))
-        ours = {}
-        for planes in (False, True):
-            cfg = MCTSConfig(simulations=sims, leaves_per_call=8, c_puct=1.5)
-            search = MCTS(game, cfg, UniformEvaluator(wants_planes=planes), np.random.default_rng(0))
-
-            def run():
-                search.reset()
-                search.search(state, add_noise=False)
-
-            ours[planes] = sims / best_of(run, repeats)
+        cfg = MCTSConfig(simulations=sims, leaves_per_call=8, c_puct=1.5, virtual_loss=1.0)
+        ours = {planes: MCTS(game, cfg, UniformEvaluator(wants_planes=planes),
+                             np.random.default_rng(0)) for planes in (False, True)}
         bot = spiel_mcts.MCTSBot(game.spiel_game, 1.5, sims, ZeroSpielEvaluator(), solve=False,
                                  random_state=np.random.RandomState(0),
                                  child_selection_fn=spiel_mcts.SearchNode.puct_value)
-        theirs = sims / best_of(lambda: bot.mcts_search(state.spiel_state), repeats)
-        rows.append((f"zero-cost, 9x9 {label}: DPV-MCTS sims/s", f"{ours[False]:,.0f}",
-                     f"{ours[False] / theirs:.1f}x OpenSpiel Python MCTSBot ({theirs:,.0f} sims/s)"))
-        rows.append((f"  same, building observation planes", f"{ours[True]:,.0f}",
-                     f"{ours[True] / theirs:.1f}x"))
+        counted = {}
+
+        def run_ours(planes):
+            def run():
+                search = ours[planes]
+                search.reset()
+                counted[planes] = search.search(state, add_noise=False).simulations
+            return run
+
+        def run_theirs():
+            counted["spiel"] = bot.mcts_search(state.spiel_state).explore_count
+
+        fns = {"ours": run_ours(False), "planes": run_ours(True), "spiel": run_theirs}
+        wall, cpu = interleaved_wall_and_cpu(fns, repeats)
+        if not counted[False] == counted[True] == counted["spiel"] == sims:
+            raise RuntimeError(f"simulations differ: {counted}")
+        rate = {k: sims / v for k, v in wall.items()}
+        rows.append((f"zero-cost, 9x9 {label}: DPV-MCTS sims/s", f"{rate['ours']:,.0f}",
+                     f"{rate['ours'] / rate['spiel']:.1f}x OpenSpiel Python MCTSBot "
+                     f"({rate['spiel']:,.0f} sims/s); CPU-time ratio "
+                     f"{cpu['spiel'] / cpu['ours']:.1f}x"))
+        rows.append(("  same, building observation planes and legal masks", f"{rate['planes']:,.0f}",
+                     f"{rate['planes'] / rate['spiel']:.1f}x; CPU-time ratio "
+                     f"{cpu['spiel'] / cpu['planes']:.1f}x"))
     return rows
+
+
+def interleaved_wall_and_cpu(fns, repeats: int, warmup: int = 1):
+    """Median wall and process-CPU seconds per call of each fn, timed round-robin (as
+    benchmarks.common.interleaved_medians) so load drift on a shared machine hits all alike."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    wall = {k: [] for k in fns}
+    cpu = {k: [] for k in fns}
+    for _ in range(repeats):
+        for k, fn in fns.items():
+            c0, t0 = time.process_time(), time.perf_counter()
+            fn()
+            wall[k].append(time.perf_counter() - t0)
+            cpu[k].append(time.process_time() - c0)
+    med = statistics.median
+    return {k: med(v) for k, v in wall.items()}, {k: med(v) for k, v in cpu.items()}
 
 
 def load_cpu_default(checkpoint: str | None):
@@ -197,20 +227,25 @@ def main() -> None:
     ap.add_argument("--tau0", type=float, default=0.6)
     ap.add_argument("--alpha", type=float, default=0.3)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--tree-only", action="store_true",
+                    help="only the zero-cost comparison with OpenSpiel (no network rows)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    sims, repeats = (400, 2) if args.quick else (1600, 3)
+    sims, repeats = (400, 5) if args.quick else (1600, 9)
     rows = tree_speed(sims, repeats)
-    game_cfg, net, mcts_cfg = load_cpu_default(args.checkpoint)
-    rows += batch_speed(net, game_cfg, mcts_cfg, sims=64, moves=1 if args.quick else 3)
-    rows += budget_modes(net, game_cfg, mcts_cfg, args.n_ref, args.tau0, args.alpha,
-                         positions=2 if args.quick else 4)
+    if not args.tree_only:
+        game_cfg, net, mcts_cfg = load_cpu_default(args.checkpoint)
+        rows += batch_speed(net, game_cfg, mcts_cfg, sims=64, moves=1 if args.quick else 3)
+        rows += budget_modes(net, game_cfg, mcts_cfg, args.n_ref, args.tau0, args.alpha,
+                             positions=2 if args.quick else 4)
     width = max(len(r[0]) for r in rows)
     vwidth = max(len(r[1]) for r in rows)
     print(f"DPV-MCTS speed (torch threads={args.threads}, "
           f"net={'checkpoint ' + args.checkpoint if args.checkpoint else 'untrained configs/go9.yaml'})")
     for name, value, note in rows:
         print(f"{name:<{width}}  {value:>{vwidth}}  {note}")
+    print(f"zero-cost rows ({sims} simulations per search, median of {repeats} interleaved "
+          f"runs): {FAIRNESS}")
 
 
 if __name__ == "__main__":

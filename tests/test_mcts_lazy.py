@@ -9,13 +9,21 @@ from dpv.config import GameConfig
 from dpv.games import make_game
 
 
+def _stones(game, s):
+    """(player 0, player 1) stones straight from pyspiel's observation_tensor list."""
+    t = np.asarray(s.observation_tensor(0), dtype=np.float32).reshape(
+        game.spiel_game.observation_tensor_shape())
+    p0, p1 = {"go": (0, 1), "tic_tac_toe": (2, 1), "connect_four": (0, 1)}[game.name]
+    return t[p0].astype(np.int8), t[p1].astype(np.int8)
+
+
 def _reference_observation(game, actions):
     """Planes built the old, eager way: replay the game, one board per position."""
     s = game.spiel_game.new_initial_state()
-    boards = [game.stones(s)]
+    boards = [_stones(game, s)]
     for a in actions:
         s.apply_action(a)
-        boards.append(game.stones(s))
+        boards.append(_stones(game, s))
     h = game.history
     planes = np.zeros(game.observation_shape, dtype=np.float32)
     me = len(actions) % 2
@@ -45,14 +53,16 @@ def test_lazy_history_planes_equal_eager_ones_after_captures_passes_and_clones(b
         a = int(rng.choice(legal)) if rng.random() > 0.08 else game.num_actions - 1
         if a not in legal:
             a = legal[-1]
-        before = sum(int(x.sum()) for x in game.stones(state.spiel_state))
+        before = sum(int(x.sum()) for x in _stones(game, state.spiel_state))
+        for x, y in zip(game.stones(state.spiel_state), _stones(game, state.spiel_state)):
+            np.testing.assert_array_equal(x, y)
         if rng.random() < 0.3:
             kept.append((state.clone(), list(actions)))
         if rng.random() < 0.3:  # observe now: memoises some boards, not others
             np.testing.assert_array_equal(state.observation(), _reference_observation(game, actions))
         state.apply(a)
         actions.append(a)
-        after = sum(int(x.sum()) for x in game.stones(state.spiel_state))
+        after = sum(int(x.sum()) for x in _stones(game, state.spiel_state))
         captures += after < before
         passes += a == game.num_actions - 1
         if kept and rng.random() < 0.2:  # a kept clone moves on by itself
@@ -189,3 +199,20 @@ def test_rollout_search_tree_invariants_with_terminals():
     r = m.search(game.state_from_actions([0, 3]))
     assert r.simulations == 500
     _check_tree_invariants(m.tree, True)
+
+
+def test_child_equals_clone_then_apply():
+    game = make_game(GameConfig(name="go", board_size=5))
+    rng = np.random.default_rng(3)
+    s = game.new_state()
+    for _ in range(25):
+        a = int(rng.choice(s.legal_actions()))
+        c = s.child(a)
+        d = s.clone()
+        d.apply(a)
+        assert c.history() == d.history() and c.current_player() == d.current_player()
+        assert c.legal_actions() == d.legal_actions() and c.is_terminal() == d.is_terminal()
+        np.testing.assert_array_equal(c.observation(), d.observation())
+        s = c if rng.random() < 0.5 else d
+        if s.is_terminal():
+            break

@@ -6,10 +6,12 @@ both colours.
 """
 from __future__ import annotations
 
+import threading
 from typing import Callable
 
 import numpy as np
 import pyspiel
+from open_spiel.python.observation import make_observation
 
 from dpv.config import GameConfig
 from dpv.errors import ConfigError
@@ -26,7 +28,7 @@ class _Position:
     at this position that nobody mutates any more (or the owner's live state, which the
     owner freezes before it moves on)."""
 
-    __slots__ = ("board", "spiel")
+    __slots__ = ("board", "spiel")  # board: ((2, H, W) stones, same with players swapped)
 
     def __init__(self, board, spiel):
         self.board = board
@@ -90,18 +92,19 @@ class SpielState:
     def observation(self) -> np.ndarray:
         g = self.game
         h = g.history
-        planes = np.zeros(g.observation_shape, dtype=np.float32)
-        me, opp = self._to_move, self._to_move ^ 1
-        stones_of = g.stones
-        for t, pos in enumerate(self._hist):
-            stones = pos.board
-            if stones is None:
-                stones = pos.board = stones_of(pos.spiel)
+        me = self._to_move
+        planes = np.empty(g.observation_shape, dtype=np.float32)
+        boards = []
+        for pos in self._hist:
+            board = pos.board
+            if board is None:
+                b = g.board(pos.spiel)  # (2, H, W): player 0's stones, player 1's
+                board = pos.board = (b, b[::-1])  # and from player 1's view: own stones first
                 pos.spiel = None  # the board is all history needs from now on
-            planes[2 * t] = stones[me]
-            planes[2 * t + 1] = stones[opp]
-        if me == 0:  # colour plane: 1 when the first player (Black, X) is to move
-            planes[2 * h] = 1.0
+            boards.append(board[me])
+        np.concatenate(boards, out=planes[:2 * h], casting="unsafe")
+        # colour plane: 1 when the first player (Black, X) is to move
+        planes[2 * h] = 1.0 if me == 0 else 0.0
         return planes
 
     def history(self) -> list[int]:
@@ -145,6 +148,7 @@ class SpielGame:
         self.num_symmetries = len(symmetries)
         self.has_pass = has_pass
         self._obs_shape = tuple(self._game.observation_tensor_shape())
+        self._local = threading.local()
         # policy permutations per symmetry: over board points, or over columns (connect four)
         self._column_policy = self.num_actions == width and height != width
 
@@ -156,13 +160,26 @@ class SpielGame:
     def max_game_length(self) -> int:
         return self._game.max_game_length()
 
+    def board(self, s) -> np.ndarray:
+        """The stones of both players as one int8 (2, H, W) array (player 0 first)."""
+        return np.stack(self.stones(s))
+
+    def _tensor(self, s) -> np.ndarray:
+        """s.observation_tensor(0) as an array, read through a pyspiel observer's buffer
+        (one per thread): no Python list of floats in between, ~1 us instead of ~8."""
+        obs = getattr(self._local, "obs", None)
+        if obs is None:
+            obs = self._local.obs = make_observation(self._game)
+        obs.set_from(s, 0)
+        return obs.tensor.reshape(self._obs_shape)
+
     def stones(self, s) -> Stones:
-        t = np.asarray(s.observation_tensor(0), dtype=np.float32).reshape(self._obs_shape)
-        return self._stones_from_tensor(t)
+        return self._stones_from_tensor(self._tensor(s))
 
     def new_state(self) -> SpielState:
         s = self._game.new_initial_state()
-        empty = _Position((np.zeros((self.height, self.width), np.int8),) * 2, None)
+        zeros = np.zeros((2, self.height, self.width), np.int8)
+        empty = _Position((zeros, zeros), None)
         return SpielState(self, s, 0, (_Position(None, s),) + (empty,) * (self.history - 1))
 
     def state_from_actions(self, actions: list[int]) -> SpielState:
