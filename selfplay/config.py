@@ -112,6 +112,14 @@ class AnchorsSection:
         check(self.every_steps >= 0, f"{where}.every_steps", "must be >= 0")
         check(self.games >= 1, f"{where}.games", "must be >= 1")
         check(self.simulations >= 0, f"{where}.simulations", "must be >= 0")
+        from dpv.errors import DPVError
+        from dpv.players.spec import parse_spec
+
+        for i, spec in enumerate(self.players):  # a bad spec fails now, not an hour into the run
+            try:
+                parse_spec(spec)
+            except DPVError as e:
+                raise ConfigError(f"{where}.players[{i}]: {e}") from None
 
 
 @dataclass(frozen=True)

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import signal
 import time
-from dataclasses import replace
 
 import numpy as np
 import ray
 import torch
 
+from dpv.errors import ConfigError
 from dpv.games import make_game
+from dpv.nets import build_policy_value_net
 from selfplay.actors import EvalActor, SelfPlayActor
 from selfplay.anchors import anchor_name, missing_binary
 from selfplay.config import RunConfig
@@ -48,9 +49,8 @@ class TrainingRun:
         self.rng = np.random.default_rng(cfg.train.seed)
         self.progress = progress
         self.stop_reason: str | None = None
+        self._metrics: list = []  # learner step metrics not yet logged
         if cfg.train.variant == "multi_step" and limits.progress(self.counters) is None:
-            from dpv.errors import ConfigError
-
             raise ConfigError("train.variant multi_step switches the self-play exit over the run: "
                               "give it a length with --max-games, --max-steps or --hours")
 
@@ -81,8 +81,6 @@ class TrainingRun:
                     f"buffer {len(self.buffer)} best v{c.best_version}")
 
     def _net_with(self, weights):
-        from dpv.nets import build_policy_value_net
-
         net = build_policy_value_net(self.cfg.net, self.game)
         net.load_state_dict(weights)
         return net
@@ -122,15 +120,12 @@ class TrainingRun:
         return self.stop_reason or "stopped"
 
     def _loop(self, pool: "_ActorPool", monitor: Monitor, interrupted: list) -> None:
-        cfg, c = self.cfg, self.counters
-        t = cfg.train
-        best_ref = ray.put(self.best_weights)
-        last_tick = time.monotonic()
-        last_save = last_tick
-        pending_metrics = []
-        gate = None  # (refs, candidate weights, version, step) of the match in flight
-        anchors = None  # (refs with names, step)
-        skipped = set()
+        c, t = self.counters, self.cfg.train
+        self._best_ref = ray.put(self.best_weights)
+        self._gate = None  # (refs, candidate weights, version, step) of the match in flight
+        self._anchor_round = None  # ([(ref, spec)], step, best version) in flight
+        self._skipped: set[str] = set()
+        last_tick = last_save = time.monotonic()
         while True:
             now = time.monotonic()
             c.seconds += now - last_tick
@@ -138,89 +133,108 @@ class TrainingRun:
             if interrupted:
                 self.stop_reason = "interrupted (Ctrl-C): checkpoint written"
                 return
-            reason = self.limits.reached(c)
-            if reason:
-                self.stop_reason = reason
+            self.stop_reason = self.limits.reached(c)
+            if self.stop_reason:
                 return
             exit_index = self.current_exit()
-            pool.fill(best_ref, c.best_version, exit_index)
-            want_train = c.steps < self._allowed() and (self.limits.max_steps is None
-                                                        or c.steps < self.limits.max_steps)
-            # ---- self-play results
-            for report in pool.collect(timeout=0.0 if want_train else 0.2):
+            pool.fill(self._best_ref, c.best_version, exit_index)
+            for report in pool.collect(0.0 if self._may_train() else 0.2, self._note):
                 for g in report.games:
                     self.buffer.add_game(g)
                     c.games += 1
                     c.positions += len(g)
                 monitor.selfplay(c.steps, c.games, report, len(self.buffer))
-            # ---- training slice
-            t0 = time.monotonic()
-            while (c.steps < self._allowed() and not interrupted
-                   and (self.limits.max_steps is None or c.steps < self.limits.max_steps)
-                   and time.monotonic() - t0 < TRAIN_SLICE_S):
-                batch = self.buffer.sample(t.batch_size, self.rng)
-                pending_metrics.append(self.learner.step(batch))
-                c.steps = self.learner.steps
-                if c.steps % t.log_every_steps == 0:
-                    monitor.train(c.steps, mean_metrics(pending_metrics))
-                    pending_metrics = []
-            # ---- gating (or, with gating off, plain refresh of the self-play network)
-            if c.steps > 0 and c.steps - max(c.last_gate_step, gate[3] if gate else 0) >= cfg.gating.every_steps:
-                if not cfg.gating.enabled:
-                    self.best_weights = self.learner.weights_cpu()
-                    c.model_version += 1
-                    c.best_version, c.best_step, c.last_gate_step = c.model_version, c.steps, c.steps
-                    best_ref = ray.put(self.best_weights)
-                elif gate is None:
-                    cand = self.learner.weights_cpu()
-                    c.model_version += 1
-                    refs = pool.gate(ray.put(cand), best_ref, c.model_version)
-                    gate = (refs, cand, c.model_version, c.steps)
-            if gate is not None and pool.ready(gate[0]):
-                tally = sum(ray.get(gate[0]), Tally())
-                _, cand, version, step = gate
-                gate = None
-                promoted = promote(tally, cfg.gating.threshold)
-                c.gating_matches += 1
-                c.last_gate_step = step
-                if promoted:
-                    c.gating_promotions += 1
-                    self.best_weights, c.best_version, c.best_step = cand, version, step
-                    best_ref = ray.put(cand)
-                monitor.gating(c.steps, tally, promoted, c.gating_promotions)
-                self._note(f"gating at step {step}: candidate v{version} scored {tally.score:.1%} "
-                           f"({tally.wins}-{tally.losses}-{tally.draws}) -> "
-                           f"{'new best' if promoted else 'best stays v' + str(c.best_version)}")
-            # ---- anchors
-            every = cfg.anchors.every_steps
-            if every and anchors is None and c.steps > 0 and c.steps - c.last_anchor_step >= every:
-                specs = []
-                for spec in cfg.anchors.players:
-                    exe = missing_binary(spec)
-                    if exe is None:
-                        specs.append(spec)
-                    elif spec not in skipped:
-                        skipped.add(spec)
-                        self._note(f"anchor {spec} skipped: {exe} is not installed")
-                if specs:
-                    anchors = (pool.anchors(best_ref, specs, c.steps), c.steps, c.best_version)
-                else:
-                    c.last_anchor_step = c.steps
-            if anchors is not None and pool.ready([r for r, _ in anchors[0]]):
-                refs, step, version = anchors
-                anchors = None
-                c.last_anchor_step = step
-                for ref, spec in refs:
-                    tally = ray.get(ref)
-                    monitor.anchor(step, anchor_name(spec), tally)
-                    self._note(f"anchor at step {step}: best v{version} vs {spec}: "
-                               f"{tally.score:.1%} ({tally.wins}-{tally.losses}-{tally.draws})")
-            # ---- checkpoint and progress line
+            self._train_slice(monitor, interrupted)
+            self._gating(pool, monitor)
+            self._anchors(pool, monitor)
             if time.monotonic() - last_save >= t.checkpoint_seconds:
                 self.save()
                 monitor.flush()
                 last_save = time.monotonic()
             monitor.status(c, len(self.buffer), c.best_version, exit_index)
+
+    def _may_train(self) -> bool:
+        c, cap = self.counters, self.limits.max_steps
+        return c.steps < self._allowed() and (cap is None or c.steps < cap)
+
+    def _train_slice(self, monitor: Monitor, interrupted: list) -> None:
+        """Train as far as the schedule allows, for at most TRAIN_SLICE_S."""
+        c, t = self.counters, self.cfg.train
+        t0 = time.monotonic()
+        while self._may_train() and not interrupted and time.monotonic() - t0 < TRAIN_SLICE_S:
+            self._metrics.append(self.learner.step(self.buffer.sample(t.batch_size, self.rng)))
+            c.steps = self.learner.steps
+            if c.steps % t.log_every_steps == 0:
+                monitor.train(c.steps, mean_metrics(self._metrics))
+                self._metrics = []
+
+    def _gating(self, pool: "_ActorPool", monitor: Monitor) -> None:
+        """Start an evaluation match when due; promote the candidate when it wins it.
+        With gating off, the learner's weights simply become the self-play network."""
+        c, g = self.counters, self.cfg.gating
+        since = c.steps - max(c.last_gate_step, self._gate[3] if self._gate else 0)
+        if c.steps > 0 and since >= g.every_steps:
+            if not g.enabled:
+                c.model_version += 1
+                self._set_best(self.learner.weights_cpu(), c.model_version, c.steps)
+                c.last_gate_step = c.steps
+            elif self._gate is None:
+                cand = self.learner.weights_cpu()
+                c.model_version += 1
+                refs = pool.gate(ray.put(cand), self._best_ref, c.model_version)
+                self._gate = (refs, cand, c.model_version, c.steps)
+        if self._gate is None or not pool.ready(self._gate[0]):
+            return
+        refs, cand, version, step = self._gate
+        self._gate = None
+        tallies = pool.results(refs, self._note)
+        if tallies is None:
+            return  # an actor died: the match comes due again
+        tally = sum(tallies, Tally())
+        promoted = promote(tally, g.threshold)
+        c.gating_matches += 1
+        c.last_gate_step = step
+        if promoted:
+            c.gating_promotions += 1
+            self._set_best(cand, version, step)
+        monitor.gating(c.steps, tally, promoted, c.gating_promotions)
+        self._note(f"gating at step {step}: candidate v{version} scored {tally.score:.1%} "
+                   f"({tally.wins}-{tally.losses}-{tally.draws}) -> "
+                   f"{'new best' if promoted else 'best stays v' + str(c.best_version)}")
+
+    def _set_best(self, weights, version: int, step: int) -> None:
+        c = self.counters
+        self.best_weights, c.best_version, c.best_step = weights, version, step
+        self._best_ref = ray.put(weights)
+
+    def _anchors(self, pool: "_ActorPool", monitor: Monitor) -> None:
+        """Every anchors.every_steps, the best network plays each installed anchor."""
+        c, every = self.counters, self.cfg.anchors.every_steps
+        if every and self._anchor_round is None and c.steps > 0 and c.steps - c.last_anchor_step >= every:
+            specs = []
+            for spec in self.cfg.anchors.players:
+                exe = missing_binary(spec)
+                if exe is None:
+                    specs.append(spec)
+                elif spec not in self._skipped:
+                    self._skipped.add(spec)
+                    self._note(f"anchor {spec} skipped: {exe} is not installed")
+            if specs:
+                self._anchor_round = (pool.anchors(self._best_ref, specs, c.steps), c.steps, c.best_version)
+            else:
+                c.last_anchor_step = c.steps
+        if self._anchor_round is None or not pool.ready([r for r, _ in self._anchor_round[0]]):
+            return
+        refs, step, version = self._anchor_round
+        self._anchor_round = None
+        tallies = pool.results([r for r, _ in refs], self._note)
+        if tallies is None:
+            return
+        c.last_anchor_step = step
+        for tally, (_, spec) in zip(tallies, refs):
+            monitor.anchor(step, anchor_name(spec), tally)
+            self._note(f"anchor at step {step}: best v{version} vs {spec}: "
+                       f"{tally.score:.1%} ({tally.wins}-{tally.losses}-{tally.draws})")
 
     def _allowed(self) -> int:
         t = self.cfg.train
@@ -252,17 +266,22 @@ class _ActorPool:
         n = self.cfg.selfplay.actors
         return min(1.0, gpus / n) if gpus else 0.0
 
+    def _new_selfplay(self, seed: int):
+        sp = self.cfg.selfplay
+        return SelfPlayActor.options(num_cpus=sp.threads_per_actor, num_gpus=self._gpu,
+                                     max_pending_calls=sp.max_pending_calls).remote(
+            self.cfg_dict, seed, sp.threads_per_actor, "cuda" if self._gpu else "cpu")
+
+    def _new_eval(self):
+        return EvalActor.options(num_cpus=1).remote(self.cfg_dict, 1)
+
     def start(self) -> None:
         sp = self.cfg.selfplay
-        gpu = self._gpu_share()
-        seed0 = self.cfg.train.seed * 1_000_003 + self.session * 1009  # a resumed run plays new games
-        self.selfplay = [
-            SelfPlayActor.options(num_cpus=sp.threads_per_actor, num_gpus=gpu,
-                                  max_pending_calls=sp.max_pending_calls).remote(
-                self.cfg_dict, seed0 + i, sp.threads_per_actor, "cuda" if gpu else "cpu")
-            for i in range(sp.actors)]
-        self.evals = [EvalActor.options(num_cpus=1).remote(self.cfg_dict, 1)
-                      for _ in range(self.cfg.ray.eval_actors)]
+        self._gpu = self._gpu_share()
+        self._seed0 = self.cfg.train.seed * 1_000_003 + self.session * 1009  # a resumed run plays new games
+        self._spawned = 0
+        self.selfplay = [self._new_selfplay(self._seed0 + i) for i in range(sp.actors)]
+        self.evals = [self._new_eval() for _ in range(self.cfg.ray.eval_actors)]
         self.pending = [0] * sp.actors
         self.sent_version = [-1] * sp.actors
 
@@ -276,21 +295,47 @@ class _ActorPool:
                 self.inflight[ref] = i
                 self.pending[i] += 1
 
-    def collect(self, timeout: float):
+    def collect(self, timeout: float, note=print):
         if not self.inflight:
             return []
         ready, _ = ray.wait(list(self.inflight), num_returns=len(self.inflight), timeout=timeout)
         out = []
         for ref in ready:
-            i = self.inflight.pop(ref)
+            i = self.inflight.pop(ref, None)
+            if i is None:  # a call of an actor already replaced
+                continue
             self.pending[i] -= 1
-            out.append(ray.get(ref))
+            try:
+                out.append(ray.get(ref))
+            except ray.exceptions.RayActorError as e:
+                note(f"self-play actor {i} died ({type(e).__name__}); starting a new one")
+                self._replace_selfplay(i)
         return out
+
+    def _replace_selfplay(self, i: int) -> None:
+        for ref in [r for r, j in self.inflight.items() if j == i]:
+            del self.inflight[ref]
+        self.pending[i] = 0
+        self.sent_version[i] = -1
+        self._spawned += 1
+        self.selfplay[i] = self._new_selfplay(self._seed0 + 7919 * self._spawned + i)
 
     @staticmethod
     def ready(refs) -> bool:
         done, _ = ray.wait(list(refs), num_returns=len(refs), timeout=0)
         return len(done) == len(refs)
+
+    def results(self, refs, note=print):
+        """Values of finished evaluation calls, or None if an eval actor died (the match is
+        dropped; the eval actors are replaced, and the match comes due again)."""
+        try:
+            return ray.get(list(refs))
+        except ray.exceptions.RayActorError as e:
+            note(f"an evaluation actor died ({type(e).__name__}); match dropped, actors replaced")
+            for a in self.evals:
+                ray.kill(a)
+            self.evals = [self._new_eval() for _ in range(self.cfg.ray.eval_actors)]
+            return None
 
     def gate(self, cand_ref, best_ref, version: int) -> list:
         g = self.cfg.gating

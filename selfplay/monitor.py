@@ -13,6 +13,8 @@ from collections import deque
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
+from selfplay.sysinfo import rss_mb
+
 
 class Monitor:
     def __init__(self, tb_dir, purge_step: int, num_exits: int, progress: bool = True):
@@ -55,6 +57,8 @@ class Monitor:
         for k, c in enumerate(report.exit_histogram):
             w.add_scalar(f"exits_used/exit{k}", c / total if total else 0.0, step)
         w.add_scalar("selfplay/exit", report.exit, step)
+        w.add_scalar("memory/actor_rss_mb", report.rss_mb, step)
+        w.add_scalar("memory/driver_rss_mb", rss_mb(), step)
 
     def games_per_hour(self) -> float | None:
         if len(self._games) < 2:

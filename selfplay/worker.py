@@ -20,6 +20,7 @@ from dpv.mcts import MCTS, run_searches, select_action, temperature_for_move
 from dpv.nets import build_policy_value_net
 from selfplay.config import RunConfig
 from selfplay.replay import SelfPlayGame
+from selfplay.sysinfo import rss_mb
 
 
 class TimedEvaluator:
@@ -56,6 +57,7 @@ class SelfPlayReport:
     exit_histogram: list[int] = field(default_factory=list)
     version: int = -1  # weights version the moves were searched with
     exit: int = -1
+    rss_mb: float = 0.0  # the actor's resident memory after the call
 
 
 class _Slot:
@@ -144,6 +146,7 @@ class SelfPlayWorker:
         report.network_seconds = ev.seconds - secs0
         report.seconds = time.perf_counter() - t0
         report.exit_histogram = hist.tolist()
+        report.rss_mb = rss_mb()
         return report
 
     def _finish(self, slot: _Slot) -> SelfPlayGame:

@@ -269,3 +269,17 @@ def test_run_dir_corrupt_state_is_one_clear_error(tmp_path):
     (rd.ckpt_dir / "state-00000001.pt").write_bytes(b"\x00garbage")
     with pytest.raises(CheckpointError, match="state-00000001.pt is corrupt"):
         rd.latest()
+
+
+def test_bad_anchor_spec_is_refused_at_load():
+    with pytest.raises(ConfigError, match=r"anchors.players\[0\].*simz"):
+        tiny_cfg(**{"anchors.players": '["mcts:simz=3"]'})
+
+
+def test_multi_step_needs_a_run_length(tmp_path):
+    from selfplay.driver import TrainingRun
+
+    cfg = tiny_cfg(**{"train.variant": "multi_step"})
+    with pytest.raises(ConfigError, match="multi_step"):
+        TrainingRun(cfg, RunDir(tmp_path), Limits())
+    TrainingRun(cfg, RunDir(tmp_path), Limits(max_steps=100))  # fine with a length

@@ -28,7 +28,7 @@ TINY = ["--config", str(CONFIG_DIR / "tictactoe.yaml"),
         "--set", "mcts.simulations=16", "--set", "train.start_games=16",
         "--set", "train.steps_per_block=20", "--set", "train.games_per_block=16",
         "--set", "train.batch_size=32", "--set", "train.checkpoint_seconds=2",
-        "--set", "gating.every_steps=10", "--set", "gating.games=4",
+        "--set", "gating.enabled=true", "--set", "gating.every_steps=10", "--set", "gating.games=4",
         "--set", "gating.threshold=0.0",  # any candidate with a point is promoted: tests the path
         "--set", "anchors.every_steps=0", "--no-progress"]
 
@@ -79,6 +79,33 @@ def test_selfplay_actor_plays_through_ray(ray_session):
     report = ray_session.get(actor.play.remote(None, 0, -1, 9), timeout=120)
     assert len(report.games) >= 3 and report.moves == 27
     ray_session.kill(actor)
+
+
+def test_a_dead_selfplay_actor_is_replaced_and_play_goes_on(ray_session):
+    from selfplay.driver import _ActorPool
+
+    cfg = load_run_config(CONFIG_DIR / "tictactoe.yaml",
+                          ["selfplay.actors=1", "selfplay.concurrent_games=2", "mcts.simulations=8",
+                           "selfplay.moves_per_call=1"])
+    pool = _ActorPool(cfg, session=1)
+    pool.start()
+    notes = []
+    try:
+        # version -1 is what a new actor "has": no weights are sent, it keeps its own
+        pool.fill(None, -1, -1)
+        assert pool.pending == [2]  # bounded: max_pending_calls
+        first = pool.selfplay[0]
+        ray_session.kill(first)
+        got = []
+        deadline = time.monotonic() + 120
+        while not got and time.monotonic() < deadline:
+            got = pool.collect(1.0, notes.append)
+            pool.fill(None, -1, -1)
+        assert got and got[0].moves == 2
+        assert pool.selfplay[0] is not first
+        assert any("died" in n for n in notes)
+    finally:
+        pool.stop()
 
 
 # ------------------------------------------------------------------ resume after SIGKILL
