@@ -216,3 +216,15 @@ def test_child_equals_clone_then_apply():
         s = c if rng.random() < 0.5 else d
         if s.is_terminal():
             break
+
+
+def test_games_and_states_still_pickle():
+    import pickle
+
+    game = make_game(GameConfig(name="go", board_size=5))
+    s = game.state_from_actions([6, 12, 7])
+    s.observation()  # the observer buffer exists now; it must not travel
+    g2 = pickle.loads(pickle.dumps(game))
+    s2 = pickle.loads(pickle.dumps(s))
+    np.testing.assert_array_equal(s2.observation(), s.observation())
+    np.testing.assert_array_equal(g2.state_from_actions([6, 12, 7]).observation(), s.observation())

@@ -164,6 +164,15 @@ class SpielGame:
         """The stones of both players as one int8 (2, H, W) array (player 0 first)."""
         return np.stack(self.stones(s))
 
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        del state["_local"]  # per-thread observer buffers: rebuilt on first use
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._local = threading.local()
+
     def _tensor(self, s) -> np.ndarray:
         """s.observation_tensor(0) as an array, read through a pyspiel observer's buffer
         (one per thread): no Python list of floats in between, ~1 us instead of ~8."""

@@ -85,9 +85,12 @@ def run_searches(searches: Sequence[MCTS], states: Sequence[GameState], evaluato
                                         states=[leaf.state for leaf in leaves])
             else:
                 ev = evaluator.evaluate(planes, mask, fractions, max_exit)
-            for s, (lo, hi) in zip(owners, spans):
-                s.absorb(leaves[lo:hi], ev.policy[lo:hi], ev.value[lo:hi],
-                         ev.exit_index[lo:hi], ev.flops[lo:hi])
+            if len(owners) == 1:  # one tree this step: its rows are the whole batch
+                owners[0].absorb(leaves, ev.policy, ev.value, ev.exit_index, ev.flops)
+            else:
+                for s, (lo, hi) in zip(owners, spans):
+                    s.absorb(leaves[lo:hi], ev.policy[lo:hi], ev.value[lo:hi],
+                             ev.exit_index[lo:hi], ev.flops[lo:hi])
         elif progress == 0:
             raise RuntimeError("search made no progress (no leaves, no terminal visits)")
         active = [s for s in active if not s.done()]

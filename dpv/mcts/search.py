@@ -354,7 +354,7 @@ class MCTS:
             path = leaf.path
             node = path[-1]
             pending.discard(node)
-            deferred[node] = (policy[i], leaf.legal)
+            deferred[node] = (policy, i, leaf.legal)  # row i, taken at expansion
             value = values[i]
             player = to_move.item(node)
             root_visits += dv

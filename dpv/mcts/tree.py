@@ -52,7 +52,8 @@ class Tree:
         self.terminal = np.zeros(capacity, dtype=bool)
         self.terminal_value = np.zeros(capacity)  # result for to_move, when terminal
         self.states: dict[int, object] = {}
-        self.deferred: dict[int, tuple] = {}  # evaluated, not yet expanded: (policy, legal)
+        # evaluated, not yet expanded: (policy batch, row, legal actions or None)
+        self.deferred: dict[int, tuple] = {}
         # expanded node -> (first child, u view, q view) of its children: selection's
         # working set, built on first use; views die with the arrays (growth, reroot, clear)
         self.views: dict[int, tuple] = {}
@@ -135,11 +136,11 @@ class Tree:
         ev = self.deferred.pop(node, None)
         if ev is None:
             return False
-        policy, legal = ev
+        policy, row, legal = ev
         if legal is None:
             legal = self.states[node].legal_actions()
         acts = np.asarray(legal, dtype=np.int64)
-        p = np.asarray(policy, dtype=np.float64)[acts]
+        p = np.asarray(policy[row], dtype=np.float64)[acts]
         total = p.sum()
         if total > 0:
             p /= total
