@@ -174,6 +174,11 @@ def test_ctrl_c_writes_a_checkpoint_and_exits_cleanly_embedded_ray(tmp_path):
     assert {"selfplay/buffer_size", "selfplay/evaluator_positions_per_s", "loss/total"} <= tags
     assert "gating/candidate_score" in tags
 
+    from selfplay.plot import main as plot_main
+
+    assert plot_main([str(rd.path), "--out", str(tmp_path / "losses.png")]) == 0
+    assert (tmp_path / "losses.png").stat().st_size > 10_000
+
 
 # ------------------------------------------------------------------ bad input
 def assert_one_line_error(res, *fragments):
