@@ -181,6 +181,11 @@ class MCTS:
         else:
             self._max_sims = self.cfg.simulations
         self._free_exit = self.costs.num_exits - 1 if self._dynamic else self._fixed_exit
+        # N and W of every node as Python lists while the search runs: the per-node updates
+        # of virtual loss and backup are plain list operations (several times cheaper than
+        # numpy element access); finish() writes them back into the tree's arrays
+        self._vis = t.visits[:t.size].tolist()
+        self._vsum = t.value_sum[:t.size].tolist()
         # states that can make a child position in one call (SpielState.child) skip clone+apply
         self._fast_child = callable(getattr(t.states[t.root], "child", None))
         self._active = True
@@ -219,9 +224,11 @@ class MCTS:
         vl = cfg.virtual_loss
         c_puct = cfg.c_puct
         sqrt = math.sqrt
-        visits, value_sum, q, u, prior = t.visits, t.value_sum, t.q, t.u, t.prior
+        visits, value_sum = self._vis, self._vsum  # list mirrors (see begin)
+        q, u, prior = t.q, t.u, t.prior
         first_child, num_children, action = t.first_child, t.num_children, t.action
         states, deferred, views = t.states, t.deferred, t.views
+        terminal, to_move = t.terminal, t.to_move
         pending = self._pending
         root = t.root
         budget = self.budget
@@ -254,19 +261,20 @@ class MCTS:
                                                         fast_child)
                         t.expand_deferred(node)
                         # expansion may grow the arrays: take the new ones
-                        visits, value_sum, q, u, prior = t.visits, t.value_sum, t.q, t.u, t.prior
+                        self._pad()
+                        q, u, prior = t.q, t.u, t.prior
                         first_child, num_children, action = t.first_child, t.num_children, t.action
-                        views = t.views
+                        views, terminal, to_move = t.views, t.terminal, t.to_move
                         s = first_child.item(node)
                     view = views[node] = (s, t.uq[s:s + num_children.item(node)])
                 s, uq_children = view
-                n = visits.item(node)
+                n = visits[node]
                 # PUCT, Q + c sqrt(N) P / (1 + N): u = P / (1 + N) and Q side by side, one product
                 weights[0] = c_puct * sqrt(n) if n > 1.0 else c_puct
                 node = s + int(uq_children.dot(weights).argmax())
                 path.append(node)
-            if t.terminal.item(node):  # known terminal: its result, at no cost
-                self._backup_path(path, t.terminal_value.item(node), t.to_move.item(node), 0.0)
+            if terminal.item(node):  # known terminal: its result, at no cost
+                self._backup_path(path, t.terminal_value.item(node), to_move.item(node), 0.0)
                 self.simulations += 1
                 continue
             if node in pending:  # collision: this tree has nothing new to offer now
@@ -275,25 +283,29 @@ class MCTS:
                 state = states[root]
             else:  # a new leaf. Its state is not kept: most leaves are never passed through,
                 # and a freed state's memory is what the next clone reuses (hot, no page faults)
-                state = _child_state(states[path[-2]], action.item(node), fast_child)
-                t.to_move[node] = state.current_player()
+                if fast_child:
+                    state = states[path[-2]].child(action.item(node))
+                else:
+                    state = _child_state(states[path[-2]], action.item(node), False)
+                player = to_move[node] = state.current_player()
                 if state.is_terminal():
-                    t.terminal[node] = True
+                    terminal[node] = True
                     value = t.terminal_value[node] = state.terminal_value()
-                    self._backup_path(path, value, t.to_move.item(node), 0.0)
+                    self._backup_path(path, value, player, 0.0)
                     self.simulations += 1
                     continue
             if vl > 0:  # plain loops: paths are short, numpy calls are not free
                 visits[root] += vl  # the root is nobody's child: only its N matters here
                 for i in range(1, len(path)):
                     x = path[i]
-                    nv = visits.item(x) + vl
+                    nv = visits[x] + vl
                     visits[x] = nv
-                    sv = value_sum.item(x) - vl
+                    sv = value_sum[x] - vl
                     value_sum[x] = sv
                     q[x] = sv / nv
                     u[x] = prior.item(x) / (nv + 1.0)
-            self._reserved += cost
+            if cost:
+                self._reserved += cost
             pending.add(node)
             if budget is None:
                 fraction = self.simulations / sims_cfg
@@ -344,10 +356,11 @@ class MCTS:
         root = t.root
         # plain loops: a path is a few nodes, and a numpy call costs as much as several of
         # these element updates. The root, first on every path, took only its vl visits.
-        visits, value_sum, q, u, prior, mover = t.visits, t.value_sum, t.q, t.u, t.prior, t.mover
+        visits, value_sum = self._vis, self._vsum
+        q, u, prior, mover = t.q, t.u, t.prior, t.mover
         dv = 1.0 - vl
-        root_visits = visits.item(root)
-        root_sum = value_sum.item(root)
+        root_visits = visits[root]
+        root_sum = value_sum[root]
         root_mover = mover.item(root)
         values = values.tolist()
         for i, leaf in enumerate(leaves):
@@ -361,9 +374,9 @@ class MCTS:
             root_sum += value if root_mover == player else -value
             for j in range(1, len(path)):
                 x = path[j]
-                nv = visits.item(x) + dv
+                nv = visits[x] + dv
                 visits[x] = nv
-                sv = value_sum.item(x) + ((value if mover.item(x) == player else -value) + vl)
+                sv = value_sum[x] + ((value if mover.item(x) == player else -value) + vl)
                 value_sum[x] = sv
                 q[x] = sv / nv
                 u[x] = prior.item(x) / (nv + 1.0)
@@ -374,6 +387,7 @@ class MCTS:
         self.simulations += n
         if root in deferred:
             t.expand_deferred(root)
+            self._pad()
             if self._noise and self._raw_root_prior is None:
                 self._apply_noise()
 
@@ -381,8 +395,8 @@ class MCTS:
         """`value` is for `player`, at the end of `path`; each node's sum is kept for the
         player who moved into it. Also takes back the virtual loss `vl` on the path."""
         t = self.tree
-        visits, value_sum, q, mover = t.visits, t.value_sum, t.q, t.mover
-        u, prior = t.u, t.prior
+        visits, value_sum = self._vis, self._vsum
+        q, mover, u, prior = t.q, t.mover, t.u, t.prior
         dv = 1.0 - vl
         for x in path:
             nv = visits[x] + dv
@@ -404,8 +418,18 @@ class MCTS:
         t.prior[sl] = (1 - f) * raw + f * noise
         t.refresh_u(sl)
 
+    def _pad(self) -> None:
+        """Extend the N and W mirrors over nodes an expansion has just added."""
+        k = self.tree.size - len(self._vis)
+        if k > 0:
+            self._vis.extend([0.0] * k)
+            self._vsum.extend([0.0] * k)
+
     def finish(self) -> SearchResult:
         t = self.tree
+        n = len(self._vis)  # the mirrors back into the tree's arrays
+        t.visits[:n] = self._vis
+        t.value_sum[:n] = self._vsum
         a = self.game.num_actions
         visits = np.zeros(a)
         policy = np.zeros(a)
