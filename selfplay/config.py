@@ -27,6 +27,7 @@ class SelfPlaySection:
     exit: int = -1  # self-play exit (-1 = deepest); multi_step overrides it over the run
     max_pending_calls: int = 2  # bound on calls queued to one actor
     device: str = "cpu"  # actors' network device: cpu, or auto = a share of a GPU when the cluster has one
+    pass_after: int = 0  # Go: no pass in self-play before this move (0 = passes always allowed)
 
     def validate(self, where: str) -> None:
         check(self.actors >= 1, f"{where}.actors", "must be >= 1")
@@ -35,6 +36,7 @@ class SelfPlaySection:
         check(self.moves_per_call >= 1, f"{where}.moves_per_call", "must be >= 1")
         check(self.max_pending_calls >= 1, f"{where}.max_pending_calls", "must be >= 1")
         check(self.device in ("cpu", "auto"), f"{where}.device", f"{self.device!r} is not cpu or auto")
+        check(self.pass_after >= 0, f"{where}.pass_after", "must be >= 0")
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,53 @@ class TimedEvaluator:
         return out
 
 
+class NoEarlyPass:
+    """A state whose pass move is hidden before move `until` (unless it is the only move).
+
+    An untrained Go net that passes early ends games before anything is learned, and a net
+    trained on such games learns to pass (the colour plane alone predicts komi wins), so
+    self-play can keep the first moves pass-free. Search clones it like any state."""
+
+    __slots__ = ("_s", "until", "pass_action")
+
+    def __init__(self, state, until: int, pass_action: int):
+        self._s = state
+        self.until = until
+        self.pass_action = pass_action
+
+    def _hide(self, n_legal: int) -> bool:
+        return self._s.move_number() < self.until and n_legal > 1
+
+    def legal_actions(self) -> list[int]:
+        acts = self._s.legal_actions()
+        return [a for a in acts if a != self.pass_action] if self._hide(len(acts)) else acts
+
+    def legal_mask(self) -> np.ndarray:
+        mask = self._s.legal_mask()
+        if self._hide(int(mask.sum())):
+            mask[self.pass_action] = False
+        return mask
+
+    def is_legal(self, action: int) -> bool:
+        return not self._s.is_terminal() and action in self.legal_actions()
+
+    def clone(self) -> "NoEarlyPass":
+        return NoEarlyPass(self._s.clone(), self.until, self.pass_action)
+
+    def child(self, action: int) -> "NoEarlyPass":
+        """The state after `action` (search builds its children this way when it can)."""
+        make = getattr(self._s, "child", None)
+        if make is not None:
+            inner = make(action)
+        else:
+            inner = self._s.clone()
+            inner.apply(action)
+        return NoEarlyPass(inner, self.until, self.pass_action)
+
+    def __getattr__(self, name):  # everything else is the wrapped state's
+        return getattr(self._s, name)
+
+
 @dataclass
 class SelfPlayReport:
     """What one `play` call produced and where its time went."""
@@ -90,7 +137,11 @@ class SelfPlayWorker:
         self.mcts_cfg = replace(self.cfg.mcts, exit_mode="fixed", exit=self.exit)
 
     def _new_slot(self) -> _Slot:
-        return _Slot(self.game.new_state(), self._new_search())
+        state = self.game.new_state()
+        until = self.cfg.selfplay.pass_after
+        if until and getattr(self.game, "has_pass", False):
+            state = NoEarlyPass(state, until, self.game.num_actions - 1)
+        return _Slot(state, self._new_search())
 
     def _new_search(self) -> MCTS:
         return MCTS(self.game, self.mcts_cfg, self.evaluator, rng=self.rng)

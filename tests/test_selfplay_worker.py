@@ -76,3 +76,18 @@ def test_promotion_needs_more_than_the_threshold():
     assert promote(Tally(wins=12, losses=8), 0.55)  # 60%
     assert not promote(Tally(wins=11, losses=9), 0.55)  # 55% is not more than 55%
     assert not promote(Tally(), 0.0)
+
+
+def test_no_pass_in_self_play_before_pass_after():
+    cfg = load_run_config(CONFIG_DIR / "go9.yaml",
+                          ["game.board_size=5", "selfplay.concurrent_games=2", "mcts.simulations=8",
+                           "selfplay.pass_after=6", "net.blocks=1", "net.exits=[1]", "net.channels=8"])
+    w = SelfPlayWorker(cfg, seed=4)
+    pass_action = w.game.num_actions - 1
+    report = w.play(moves=8)
+    for slot in w.slots:  # games still running: their first 6 moves hold no pass
+        assert pass_action not in slot.state.history()[:6]
+        assert np.all(np.stack(slot.policies)[:6, pass_action] == 0)
+    assert report.moves == 16
+    state = w.slots[0].state
+    assert state.clone().legal_mask().sum() == len(state.clone().legal_actions())
