@@ -1,7 +1,12 @@
 """DPV-MCTS speed, printed as one table in one run.
 
 1. Tree speed: simulations/s with a zero-cost uniform evaluator on 9x9, this MCTS vs
-   OpenSpiel's Python `mcts.MCTSBot` with the same zero-cost evaluator (PUCT, no solver).
+   OpenSpiel's Python `mcts.MCTSBot` with the same zero-cost evaluator (PUCT, no solver),
+   on the same positions with the same simulations per search and c_puct, timed as
+   interleaved repeats (median wall time, and the CPU-time ratio next to it). The terms are
+   printed under the table. OpenSpiel's bot runs as shipped: it clones the root once per
+   simulation, expands a node on its second visit and shuffles children at expansion; our
+   search expands on the second pass too (deferred expansion) and keeps no state per leaf.
 2. With the CPU-default network (configs/go9.yaml, untrained weights) at batch sizes
    games x leaves = 1x1, 1x8, 4x8, 8x8: positions/s and the share of move time spent outside
    the network (tree + game + batching).
