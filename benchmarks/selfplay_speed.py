@@ -3,8 +3,8 @@
     python benchmarks/selfplay_speed.py                      # configs/go9.yaml, embedded Ray
     python benchmarks/selfplay_speed.py --config configs/tictactoe.yaml --seconds 30
 
-Phase 1 runs the real self-play actors (as `selfplay.run` does, same config) for --seconds and
-reports games/hour, positions/s (network rows evaluated per second, all actors), and where
+Phase 1 runs the real self-play actors (as `selfplay.run` does, same config) for --seconds (then
+lets the calls in flight finish, and counts them) and reports games/hour, positions/s (network rows evaluated per second, all actors), and where
 actor time went: network (evaluator calls), tree (search, game, batching: the rest of the
 call), Ray overhead (time actors sat between calls: transfer, scheduling, the driver).
 The ceiling is the bare batched forward (`forward_to(deepest)`, no search) in the same number
@@ -94,12 +94,24 @@ def main() -> None:
             inflight[a.play.remote(None, 0, -1, sp.moves_per_call)] = i
     t0 = time.perf_counter()
     reports = []
+    owed = []  # actors with a free slot Ray has not released yet
     while time.perf_counter() - t0 < args.seconds:
-        ready, _ = ray.wait(list(inflight), num_returns=1)
+        ready, _ = ray.wait(list(inflight), num_returns=1, timeout=0.05)
         for ref in ready:
             i = inflight.pop(ref)
             reports.append(ray.get(ref))
-            inflight[actors[i].play.remote(None, 0, -1, sp.moves_per_call)] = i
+            owed.append(i)
+        still = []
+        for i in owed:
+            try:
+                inflight[actors[i].play.remote(None, 0, -1, sp.moves_per_call)] = i
+            except ray.exceptions.PendingCallsLimitExceeded:
+                still.append(i)
+        owed = still
+    # drain: every call submitted in the window is counted whole, and the window ends when the
+    # last one does, so no half-finished call is lost from the counts or the busy time
+    for ref in list(inflight):
+        reports.append(ray.get(ref))
     wall = time.perf_counter() - t0
     for a in actors:
         ray.kill(a)

@@ -290,7 +290,10 @@ class _ActorPool:
         for i, actor in enumerate(self.selfplay):
             while self.pending[i] < sp.max_pending_calls:
                 w = weights_ref if self.sent_version[i] != version else None
-                ref = actor.play.remote(w, version, exit_index, sp.moves_per_call)
+                try:
+                    ref = actor.play.remote(w, version, exit_index, sp.moves_per_call)
+                except ray.exceptions.PendingCallsLimitExceeded:
+                    break  # Ray frees a slot a moment after the result is ready: next round
                 self.sent_version[i] = version
                 self.inflight[ref] = i
                 self.pending[i] += 1
