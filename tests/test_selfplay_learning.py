@@ -66,3 +66,22 @@ def test_go9_one_hour_beats_random_in_95_percent(tmp_path):
     train(run, "--board", "9", "--hours", "1", timeout=2 * 3600)
     result = match_best(run, CONFIG_DIR / "go9.yaml", "random", 40, sims=64, opening=0)
     assert result.wins >= 38, (result.wins, result.losses, result.draws)
+
+
+def test_resident_memory_stays_flat_once_the_buffer_is_full(tmp_path):
+    """A small buffer fills early; after that neither the driver's nor an actor's resident
+    memory may keep growing (TensorBoard memory scalars of the run)."""
+    from selfplay.plot import load_scalars
+
+    run = tmp_path / "mem"
+    train(run, "--board", "9", "--hours", "0.3", "--set", "replay.capacity=3000",
+          "--set", "train.start_games=16", "--set", "train.games_per_block=16", timeout=3600)
+    s = load_scalars(run / "tb")
+    steps, size = s["selfplay/buffer_size"]
+    full_at = steps[size >= 3000].min()
+    for tag in ("memory/driver_rss_mb", "memory/actor_rss_mb"):
+        st, rss = s[tag]
+        after = rss[st >= full_at]
+        half = len(after) // 2
+        assert half >= 3, "the run ended too soon after the buffer filled"
+        assert after[half:].max() <= 1.10 * after[:half].max(), (tag, after.tolist())
