@@ -15,7 +15,7 @@ import numpy as np
 import ray
 import torch
 
-from dpv.errors import ConfigError
+from dpv.errors import CheckpointError, ConfigError
 from dpv.games import make_game
 from dpv.nets import build_policy_value_net
 from selfplay.actors import EvalActor, SelfPlayActor
@@ -61,7 +61,12 @@ class TrainingRun:
         if got is None:
             return False
         st = got.state
-        self.learner.load_state_dict(st["learner"])
+        try:
+            self.learner.load_state_dict(st["learner"])
+            self._net_with(st["best_model"])
+        except (RuntimeError, KeyError, ValueError) as e:  # e.g. --force-config changed the net
+            raise CheckpointError(f"checkpoint {got.path} does not fit this config's network "
+                                  f"({str(e).splitlines()[0][:120]}); use another --run-dir") from None
         self.best_weights = st["best_model"]
         self.counters = Counters.from_dict(st["counters"])
         self.buffer.load(got.replay_path)
@@ -91,12 +96,11 @@ class TrainingRun:
                              self.learner.net.num_exits, self.limits.progress(self.counters))
 
     def run(self) -> str:
-        cfg, c = self.cfg, self.counters
+        c = self.counters
         c.sessions += 1
         self.rd.log(f"session {c.sessions} starts: games {c.games} steps {c.steps} "
                     f"buffer {len(self.buffer)} best v{c.best_version} device {self.learner.device}")
         monitor = Monitor(self.rd.tb_dir, c.steps, self.learner.net.num_exits, self.progress)
-        self.monitor = monitor
         interrupted = []
 
         def on_signal(signum, frame):
@@ -105,7 +109,7 @@ class TrainingRun:
             interrupted.append(signum)
 
         old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-        pool = _ActorPool(cfg, c.sessions)
+        pool = _ActorPool(self.cfg, c.sessions)
         try:
             pool.start()
             self._loop(pool, monitor, interrupted)

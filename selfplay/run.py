@@ -77,10 +77,13 @@ def connect_ray(address: str | None, cfg: RunConfig) -> None:
     needed = cfg.selfplay.actors * cfg.selfplay.threads_per_actor + cfg.ray.eval_actors
     if address is None:
         # address="local": never join some other cluster that happens to run on this machine
-        ray.init(address="local", num_cpus=max(cfg.ray.num_cpus or os.cpu_count() or 1, needed),
-                 object_store_memory=cfg.ray.object_store_memory or None,
-                 include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
-                 configure_logging=True)
+        try:
+            ray.init(address="local", num_cpus=max(cfg.ray.num_cpus or os.cpu_count() or 1, needed),
+                     object_store_memory=cfg.ray.object_store_memory or None,
+                     include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
+                     configure_logging=True)
+        except (ValueError, RuntimeError, ConnectionError) as e:  # e.g. an object store /dev/shm cannot hold
+            raise ConfigError(f"could not start Ray on this machine: {str(e).splitlines()[0]}") from None
         return
     if address == "auto":
         address = _address_of_auto()

@@ -283,3 +283,18 @@ def test_multi_step_needs_a_run_length(tmp_path):
     with pytest.raises(ConfigError, match="multi_step"):
         TrainingRun(cfg, RunDir(tmp_path), Limits())
     TrainingRun(cfg, RunDir(tmp_path), Limits(max_steps=100))  # fine with a length
+
+
+def test_forced_config_with_another_network_is_one_clear_error(tmp_path):
+    from selfplay.driver import TrainingRun
+
+    cfg = tiny_cfg()
+    game = make_game(cfg.game)
+    rd = RunDir(tmp_path)
+    learner = Learner(cfg, game, "cpu")
+    buf = ReplayBuffer(10, game.observation_shape, game.num_actions, game)
+    rd.save({"counters": Counters().to_dict(), "learner": learner.state_dict(),
+             "best_model": learner.weights_cpu()}, buf, learner.net, cfg.game, {})
+    wider = tiny_cfg(**{"net.channels": 16})
+    with pytest.raises(CheckpointError, match="does not fit this config's network"):
+        TrainingRun(wider, rd, Limits()).restore()
