@@ -13,7 +13,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from dpv.exits import ExitContext, ExitPolicy, FixedExit, masked_softmax
+from dpv.exits import ExitPolicy, FixedExit, masked_softmax, run_online
 from dpv.nets.multi_exit import MultiExitNet
 
 
@@ -69,31 +69,11 @@ class BatchedEvaluator:
             exit_index = np.full(n, k, dtype=np.int64)
             flops = np.full(n, self.fixed_flops[k])
         else:
-            seen: list[list[np.ndarray]] = []  # per exit, logits of the rows active there
-
-            def stop(k: int, out, rows: torch.Tensor) -> np.ndarray:
-                idx = rows.cpu().numpy()
-                seen.append(out.policy_logits.float().cpu().numpy())
-                # earlier exits' logits, restricted to the rows still active now
-                hist = [seen[j][_positions(rows_at[j], idx)] for j in range(k)] + [seen[k]]
-                rows_at.append(idx)
-                ctx = ExitContext(k, self.num_exits, hist, legal_mask[idx],
-                                  None if budget_fraction is None else np.asarray(budget_fraction)[idx],
-                                  self.staged_flops)
-                stop_rows = np.asarray(self.policy.decide(ctx), dtype=bool)
-                if max_exit is not None:
-                    stop_rows |= np.asarray(max_exit)[idx] <= k
-                return stop_rows
-
-            rows_at: list[np.ndarray] = []
-            res = self.net.staged_forward(x, stop)
+            res = run_online(self.net, x, self.policy, lambda out: out.policy_logits, legal_mask,
+                             budget_fraction, max_exit, self.staged_flops)
             logits, value = res.outputs.policy_logits, res.outputs.value
-            exit_index = res.exit_index.cpu().numpy()
+            exit_index = res.exit_index
             flops = self.staged_flops[exit_index]
         probs = masked_softmax(logits.float().cpu().numpy(), legal_mask).astype(np.float32)
         return Evaluation(probs, value.float().cpu().numpy(), exit_index, flops)
 
-
-def _positions(sorted_rows: np.ndarray, wanted: np.ndarray) -> np.ndarray:
-    """Positions of `wanted` row ids inside `sorted_rows` (both ascending, wanted a subset)."""
-    return np.searchsorted(sorted_rows, wanted)

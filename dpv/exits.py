@@ -9,9 +9,10 @@ same object gives the same decisions on a live forward and on a recorded trace.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Callable, Protocol, runtime_checkable
 
 import numpy as np
+import torch
 
 from dpv.errors import ConfigError
 
@@ -171,6 +172,80 @@ def run_offline(
         if len(active) == 0:
             break
     return OfflineDecisions(exit_index, answer)
+
+
+@dataclass
+class OnlineDecisions:
+    outputs: Any  # head output of the exit each row stopped at, rows in input order
+    exit_index: np.ndarray  # (N,) exit each row stopped at
+    answer_exit: np.ndarray  # (N,) exit whose output answers (recall policies may look back)
+    logits: list[np.ndarray]  # per exit, logits of the rows that reached it
+    rows: list[np.ndarray]  # per exit, ids of the rows that reached it (ascending)
+
+
+def run_online(
+    net,
+    x,
+    policy: ExitPolicy,
+    logits_of: Callable[[Any], Any] = lambda out: out,
+    legal_mask: np.ndarray | None = None,
+    budget_fraction: np.ndarray | None = None,
+    max_exit: np.ndarray | None = None,
+    flops: np.ndarray | None = None,
+) -> OnlineDecisions:
+    """Apply `policy` on a multi-exit net's staged forward: the online twin of `run_offline`.
+
+    At exit k the policy sees the same ExitContext `run_offline` builds from a trace (logits of
+    exits 0..k for the rows still running), so one policy object decides alike on a live
+    network and on its recorded trace; stopped rows leave the batch. `logits_of` maps a head
+    output to its logits tensor; `max_exit` (N,) caps each row's exit (a search that can only
+    afford a shallow evaluation)."""
+    n = x.shape[0]
+    num_exits = net.num_exits
+    answer = np.full(n, num_exits - 1, dtype=np.int64)
+    recall = hasattr(policy, "select")
+    seen: list[np.ndarray] = []
+    rows_at: list[np.ndarray] = []
+    r_all = None if budget_fraction is None else np.asarray(budget_fraction)
+    cap = None if max_exit is None else np.asarray(max_exit)
+
+    def context(k: int, idx: np.ndarray) -> ExitContext:
+        # earlier exits' logits, restricted to the rows still active now (row ids ascend)
+        hist = [seen[j][np.searchsorted(rows_at[j], idx)] for j in range(k)] + [seen[k]]
+        return ExitContext(k, num_exits, hist, None if legal_mask is None else legal_mask[idx],
+                           None if r_all is None else r_all[idx], flops)
+
+    def record(k: int, logits, idx: np.ndarray) -> ExitContext:
+        seen.append(logits.float().cpu().numpy())
+        rows_at.append(idx)
+        return context(k, idx)
+
+    def stop(k: int, out, rows) -> np.ndarray:
+        idx = rows.cpu().numpy()
+        ctx = record(k, logits_of(out), idx)
+        done = np.asarray(policy.decide(ctx), dtype=bool)
+        if cap is not None:
+            done |= cap[idx] <= k
+        if recall and done.any():
+            sub = ExitContext(k, num_exits, [h[done] for h in ctx.logits],
+                              None if ctx.legal_mask is None else ctx.legal_mask[done],
+                              None if ctx.budget_fraction is None else ctx.budget_fraction[done], flops)
+            answer[idx[done]] = select_answer(policy, sub)
+        return done
+
+    res = net.staged_forward(x, stop)  # the last exit takes every row without asking
+    exit_index = res.exit_index.cpu().numpy()
+    last = num_exits - 1
+    reached = np.flatnonzero(exit_index == last)
+    if len(reached) and (recall or len(seen) == last):
+        # record the last exit's logits (a recall policy may still answer from an earlier one)
+        logits = logits_of(res.outputs)[torch.as_tensor(reached, device=res.exit_index.device)]
+        ctx = record(last, logits, reached)
+        if recall:
+            answer[reached] = select_answer(policy, ctx)
+    if not recall:  # the exit a row stopped at answers for it
+        answer = exit_index.copy()
+    return OnlineDecisions(res.outputs, exit_index, answer, seen, rows_at)
 
 
 def make_exit_policy(mode: str, *, exit: int = -1, tau0: float = 0.6, alpha: float = 0.3) -> ExitPolicy:
