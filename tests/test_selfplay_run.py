@@ -153,7 +153,9 @@ def test_ctrl_c_writes_a_checkpoint_and_exits_cleanly_embedded_ray(tmp_path):
     """Also the embedded path: no --address, the run starts (and stops) its own Ray."""
     rd = RunDir(tmp_path / "run")
     proc = start([*TINY, "--run-dir", str(rd.path)])
-    got = wait_for_state(rd, proc, lambda s: s["counters"]["steps"] >= 10)
+    # wait for a finished gating match too, so its scalars must be in the event files
+    got = wait_for_state(rd, proc, lambda s: s["counters"]["steps"] >= 10
+                         and s["counters"].get("gating_matches", 0) >= 1)
     before = got.path.name
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=90)
