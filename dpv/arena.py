@@ -280,9 +280,12 @@ def _run_parallel(plan: MatchPlan, tasks, workers: int, run: ArenaRun, finished)
             try:
                 kind, payload = result_q.get(timeout=1.0)
             except queue.Empty:
-                if not any(p.is_alive() for p in procs):
+                if any(p.is_alive() for p in procs):
+                    continue
+                try:  # a worker's last result can land between the timeout and its exit
+                    kind, payload = result_q.get(timeout=5.0)
+                except queue.Empty:
                     raise DPVError("all arena workers exited before the match finished") from None
-                continue
             if kind == "game":
                 finished(GameRecord.from_dict(payload))
                 done += 1
