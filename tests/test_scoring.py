@@ -5,6 +5,7 @@ import pytest
 from dpv.config import GameConfig
 from dpv.games import make_game
 from dpv.games.scoring import BLACK, WHITE, area_score, final_result, parse_result
+from tests.go_helpers import play_random_go
 
 
 def _board(rows: list[str]):
@@ -39,13 +40,7 @@ def test_score_agrees_with_openspiel_returns_on_random_games():
     for size, komi in ((5, 0.5), (7, 2.0), (9, 7.5)):
         game = make_game(GameConfig(board_size=size, komi=komi, max_game_length=3 * size * size))
         for _ in range(15):
-            st = game.new_state()
-            while not st.is_terminal():
-                legal = st.legal_actions()
-                # pass rarely, so the boards fill up and captures happen
-                non_pass = [a for a in legal if a != size * size]
-                pick = non_pass if non_pass and rng.random() > 0.05 else legal
-                st.apply(int(pick[rng.integers(len(pick))]))
+            st = play_random_go(game, rng)
             winner, _, reason = final_result(st)
             ends.add(reason)
             r = st.returns()

@@ -9,6 +9,7 @@ from dpv.config import GameConfig
 from dpv.games import make_game
 from dpv.games.scoring import final_result, format_result
 from dpv.sgf import SGFError, action_to_sgf, parse_sgf, read_sgf, replay, sgf_to_action, write_sgf
+from tests.go_helpers import play_random_go
 
 GNUGO = "/usr/games/gnugo"
 needs_gnugo = pytest.mark.skipif(not os.path.exists(GNUGO),
@@ -17,14 +18,7 @@ needs_gnugo = pytest.mark.skipif(not os.path.exists(GNUGO),
 
 def _random_game(size, seed, komi=7.5):
     game = make_game(GameConfig(board_size=size, komi=komi, max_game_length=4 * size * size))
-    rng = np.random.default_rng(seed)
-    st = game.new_state()
-    while not st.is_terminal():
-        legal = st.legal_actions()
-        non_pass = [a for a in legal if a != size * size]
-        pick = non_pass if non_pass and rng.random() > 0.05 else legal
-        st.apply(int(pick[rng.integers(len(pick))]))
-    return st
+    return play_random_go(game, np.random.default_rng(seed))
 
 
 def test_points_follow_sgf_orientation():
