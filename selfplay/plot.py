@@ -17,9 +17,10 @@ import numpy as np
 from dpv.errors import ConfigError, cli_main
 
 
-def load_scalars(tb_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def load_scalars(tb_dir: Path | str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+    tb_dir = Path(tb_dir)
     if not tb_dir.is_dir():
         raise ConfigError(f"no TensorBoard folder at {tb_dir}")
     acc = EventAccumulator(str(tb_dir), size_guidance={"scalars": 0})
