@@ -13,7 +13,7 @@ from collections import deque
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from selfplay.sysinfo import rss_mb
+from selfplay.sysinfo import anon_rss_mb, rss_mb
 
 
 class Monitor:
@@ -59,6 +59,8 @@ class Monitor:
         w.add_scalar("selfplay/exit", report.exit, step)
         w.add_scalar("memory/actor_rss_mb", report.rss_mb, step)
         w.add_scalar("memory/driver_rss_mb", rss_mb(), step)
+        w.add_scalar("memory/actor_anon_mb", report.anon_mb, step)
+        w.add_scalar("memory/driver_anon_mb", anon_rss_mb(), step)
 
     def games_per_hour(self) -> float | None:
         if len(self._games) < 2:

@@ -1,4 +1,10 @@
-"""Resident memory of this process, for the memory-bound curves in TensorBoard."""
+"""Resident memory of this process, for the memory-bound curves in TensorBoard.
+
+Total resident memory also counts the pages of Ray's shared-memory object store that the
+process has touched (they grow up to the store's cap and are not the process's own), so
+the private part (RssAnon: heap, tensors, trees) is reported beside it: that is the part a
+leak would grow.
+"""
 from __future__ import annotations
 
 import os
@@ -13,3 +19,15 @@ def rss_mb() -> float:
             return int(f.read().split()[1]) * _PAGE / 2**20
     except (OSError, IndexError, ValueError):
         return 0.0
+
+
+def anon_rss_mb() -> float:
+    """Private (anonymous) resident memory in MiB (0 where /proc is not there)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("RssAnon:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, IndexError, ValueError):
+        pass
+    return 0.0

@@ -20,7 +20,7 @@ from dpv.mcts import MCTS, run_searches, select_action, temperature_for_move
 from dpv.nets import build_policy_value_net
 from selfplay.config import RunConfig
 from selfplay.replay import SelfPlayGame
-from selfplay.sysinfo import rss_mb
+from selfplay.sysinfo import anon_rss_mb, rss_mb
 
 
 class TimedEvaluator:
@@ -105,6 +105,7 @@ class SelfPlayReport:
     version: int = -1  # weights version the moves were searched with
     exit: int = -1
     rss_mb: float = 0.0  # the actor's resident memory after the call
+    anon_mb: float = 0.0  # of which private (not object-store pages)
 
 
 class _Slot:
@@ -198,6 +199,7 @@ class SelfPlayWorker:
         report.seconds = time.perf_counter() - t0
         report.exit_histogram = hist.tolist()
         report.rss_mb = rss_mb()
+        report.anon_mb = anon_rss_mb()
         return report
 
     def _finish(self, slot: _Slot) -> SelfPlayGame:

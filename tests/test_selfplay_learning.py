@@ -75,7 +75,7 @@ def test_go9_one_hour_beats_random_in_95_percent(tmp_path):
 
 def test_resident_memory_stays_flat_once_the_buffer_is_full(tmp_path):
     """A small buffer fills early; after that neither the driver's nor an actor's resident
-    memory may keep growing (TensorBoard memory scalars of the run)."""
+    memory, nor its private part, may keep growing (TensorBoard memory scalars of the run)."""
     from selfplay.plot import load_scalars
 
     run = tmp_path / "mem"
@@ -84,7 +84,8 @@ def test_resident_memory_stays_flat_once_the_buffer_is_full(tmp_path):
     s = load_scalars(run / "tb")
     steps, size = s["selfplay/buffer_size"]
     full_at = steps[size >= 3000].min()
-    for tag in ("memory/driver_rss_mb", "memory/actor_rss_mb"):
+    for tag in ("memory/driver_rss_mb", "memory/actor_rss_mb",
+                "memory/driver_anon_mb", "memory/actor_anon_mb"):
         st, rss = s[tag]
         after = rss[st >= full_at]
         half = len(after) // 2

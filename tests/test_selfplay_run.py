@@ -174,6 +174,7 @@ def test_ctrl_c_writes_a_checkpoint_and_exits_cleanly_embedded_ray(tmp_path):
         assert {f"loss_policy/exit{k}", f"loss_value/exit{k}", f"agreement/exit{k}",
                 f"exits_used/exit{k}"} <= tags
     assert {"selfplay/buffer_size", "selfplay/evaluator_positions_per_s", "loss/total"} <= tags
+    assert {"memory/actor_rss_mb", "memory/actor_anon_mb", "memory/driver_anon_mb"} <= tags
     assert "gating/candidate_score" in tags
 
     from selfplay.plot import main as plot_main

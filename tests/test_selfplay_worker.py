@@ -24,6 +24,7 @@ def test_worker_plays_complete_games_with_consistent_targets():
     assert len(report.games) >= 4
     assert report.moves == 4 * 9 and report.evaluations > 0 and report.network_seconds > 0
     assert report.exit_histogram[-1] == report.evaluations  # deepest exit only, by default
+    assert 0 < report.anon_mb <= report.rss_mb  # private memory is part of the resident set
     game = make_game(cfg.game)
     for g in report.games:
         assert g.planes.dtype == np.uint8 and g.planes.shape[1:] == game.observation_shape
