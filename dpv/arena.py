@@ -82,8 +82,7 @@ def _play_task(a, b, plan: MatchPlan, task, game) -> GameRecord:
 def _worker(plan: MatchPlan, worker: int, n_workers: int, tasks, results) -> None:
     """Worker process: build the players once, play games from the queue until None."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # -> finally: engines are closed
-    results.cancel_join_thread()  # a result in flight when the parent stops us may be dropped
+    signal.signal(signal.SIGTERM, lambda *_: _stop_now(results))  # -> finally: engines are closed
     a = b = None
     try:
         a, b = build_players(plan, worker)
@@ -103,6 +102,13 @@ def _worker(plan: MatchPlan, worker: int, n_workers: int, tasks, results) -> Non
         for p in (a, b):
             if p is not None:
                 p.close()
+
+
+def _stop_now(results) -> None:
+    # Only when the parent stops us early: it no longer reads, so do not wait to flush. On a
+    # normal exit the queue's feeder thread is joined, so every result put reaches the pipe.
+    results.cancel_join_thread()
+    sys.exit(0)
 
 
 @dataclass
@@ -307,6 +313,12 @@ def _run_parallel(plan: MatchPlan, tasks, workers: int, run: ArenaRun, finished)
                 p.kill()
 
 
+def _game_text(summary: dict) -> str:
+    if summary["game"] != "go":
+        return summary["game"].replace("_", " ")
+    return f"{summary['board_size']}x{summary['board_size']} Go, komi {summary['komi']:g}"
+
+
 def report(summary: dict) -> str:
     """The summary as a short human-readable table."""
     a, b = summary["a_result"], summary["b_result"]
@@ -319,8 +331,7 @@ def report(summary: dict) -> str:
     e95 = ["-inf" if x is None and i == 0 else "+inf" if x is None else f"{x:+.0f}"
            for i, x in enumerate(a["elo95"])]
     lines = [
-        f"{summary['games_played']}/{summary['games_planned']} games, {summary['board_size']}x"
-        f"{summary['board_size']}, komi {summary['komi']:g}"
+        f"{summary['games_played']}/{summary['games_planned']} games, {_game_text(summary)}"
         + (" (interrupted)" if summary["interrupted"] else "")
         + (f" (stopped: {summary['stopped_by']})" if summary["stopped_by"] else ""),
         f"{'player':<28} {'W':>4} {'L':>4} {'D':>4}  {'as black W/L/D':>15}  {'as white W/L/D':>15}  "

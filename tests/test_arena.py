@@ -131,3 +131,21 @@ def test_ctrl_c_keeps_finished_games_and_writes_the_summary(tmp_path):
     assert s["interrupted"] and 2 <= s["games_played"] < 2000
     assert len(sgfs) == s["games_played"] == len(s["games"])
     assert "(interrupted)" in out
+
+
+def test_parallel_workers_never_lose_a_finished_game():
+    # Short games finish faster than a worker's queue feeder flushes: the results a worker put
+    # before it exits must still reach the parent (was: "all arena workers exited").
+    ttt = GameConfig(name="tic_tac_toe", board_size=3, komi=0.0, max_game_length=9)
+    for seed in range(5):
+        run = run_match(MatchPlan("random", "mcts:sims=50", ttt, games=4, seed=seed), None,
+                        workers=2, progress=False)
+        assert not run.stopped_by and not run.interrupted
+        assert sorted(r.index for r in run.records) == [0, 1, 2, 3]
+
+
+def test_report_names_the_game_not_a_go_board():
+    from dpv.arena import report
+    ttt = GameConfig(name="tic_tac_toe", board_size=3, komi=0.0, max_game_length=9)
+    text = report(run_match(MatchPlan("random", "random", ttt, games=2), None, progress=False).summary())
+    assert text.splitlines()[0] == "2/2 games, tic tac toe"
