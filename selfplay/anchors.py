@@ -2,7 +2,7 @@
 
 The anchors are dpv player specs; our side is a dpv NetPlayer around the in-memory weights,
 searching with the deepest exit and no noise. Colours alternate and game pairs share an
-opening (dpv.match.play_match). A GTP anchor whose binary is not installed is skipped.
+opening (dpv.play.match.play_match). A GTP anchor whose binary is not installed is skipped.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from dataclasses import replace
 
 from dpv.config import GameConfig, MCTSConfig, NetConfig
 from dpv.games import make_game
-from dpv.match import play_match
+from dpv.play.match import play_match
 from dpv.nets import build_policy_value_net
 from dpv.players.net_player import NetPlayer
 from dpv.players.spec import make_player, parse_spec

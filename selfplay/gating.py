@@ -17,7 +17,7 @@ from dpv.config import GameConfig, MCTSConfig, NetConfig
 from dpv.evaluator import BatchedEvaluator
 from dpv.exits import FixedExit
 from dpv.games import make_game
-from dpv.match import random_opening
+from dpv.play.match import random_opening
 from dpv.mcts import MCTS, run_searches
 from dpv.nets import build_policy_value_net
 

@@ -9,11 +9,11 @@ import time
 
 import pytest
 
-from dpv.arena import MatchPlan, run_match
+from dpv.play.arena import MatchPlan, run_match
 from dpv.config import GameConfig
 from dpv.errors import DPVError
-from dpv.experiments import untrained_checkpoint
-from dpv.sgf import read_sgf, replay
+from dpv.play.experiments import untrained_checkpoint
+from dpv.play.sgf import read_sgf, replay
 
 GNUGO = "/usr/games/gnugo"
 GNUGO_CMD = f"{GNUGO} --mode gtp --level 1 --chinese-rules --capture-all-dead"
@@ -145,7 +145,7 @@ def test_parallel_workers_never_lose_a_finished_game():
 
 
 def test_report_names_the_game_not_a_go_board():
-    from dpv.arena import report
+    from dpv.play.arena import report
     ttt = GameConfig(name="tic_tac_toe", board_size=3, komi=0.0, max_game_length=9)
     text = report(run_match(MatchPlan("random", "random", ttt, games=2), None, progress=False).summary())
     assert text.splitlines()[0] == "2/2 games, tic tac toe"

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from dpv.experiments import main, untrained_checkpoint
+from dpv.play.experiments import main, untrained_checkpoint
 
 
 @pytest.fixture(scope="module")

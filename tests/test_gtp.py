@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from dpv.config import GameConfig
-from dpv.experiments import untrained_checkpoint
+from dpv.play.experiments import untrained_checkpoint
 from dpv.games.scoring import score_state
-from dpv.gtp import GTPEngine
+from dpv.play.gtp import GTPEngine
 from dpv.players.spec import make_player
 
 GO9 = GameConfig(board_size=9, komi=7.5, max_game_length=324)

@@ -4,7 +4,7 @@ import pytest
 
 from dpv.config import GameConfig
 from dpv.games import make_game
-from dpv.match import PlayerFailure, Resign, play_game, play_match, random_opening
+from dpv.play.match import PlayerFailure, Resign, play_game, play_match, random_opening
 from dpv.players.base import MoveInfo
 from dpv.players.random_player import RandomPlayer
 
@@ -86,7 +86,7 @@ def test_random_players_finish_tic_tac_toe_and_connect_four():
 
 
 def test_record_round_trips_through_dict():
-    from dpv.match import GameRecord
+    from dpv.play.match import GameRecord
     rec = play_game(Scripted("b", [12]), Scripted("w", [25]), GO5)
     again = GameRecord.from_dict(rec.to_dict())
     assert again == rec

@@ -19,7 +19,7 @@ import pytest
 
 from dpv.checkpoint import load_policy_value
 from dpv.config import MCTSConfig
-from dpv.match import play_match
+from dpv.play.match import play_match
 from dpv.players.net_player import NetPlayer
 from dpv.players.spec import make_player
 from selfplay.config import CONFIG_DIR, load_run_config

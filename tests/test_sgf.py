@@ -8,7 +8,7 @@ import pytest
 from dpv.config import GameConfig
 from dpv.games import make_game
 from dpv.games.scoring import final_result, format_result
-from dpv.sgf import SGFError, action_to_sgf, parse_sgf, read_sgf, replay, sgf_to_action, write_sgf
+from dpv.play.sgf import SGFError, action_to_sgf, parse_sgf, read_sgf, replay, sgf_to_action, write_sgf
 from tests.go_helpers import play_random_go
 
 GNUGO = "/usr/games/gnugo"

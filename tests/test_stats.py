@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from dpv.stats import elo_from_score, wilson_interval, win_rate
+from dpv.play.stats import elo_from_score, wilson_interval, win_rate
 
 
 def test_wilson_interval_matches_hand_computation():

@@ -17,7 +17,7 @@ import time
 from dpv.config import GameConfig
 from dpv.errors import DPVError
 from dpv.games.coords import action_to_vertex, vertex_to_action
-from dpv.match import PlayerFailure, Resign
+from dpv.play.match import PlayerFailure, Resign
 from dpv.players.base import MoveInfo
 
 COLOURS = ("b", "w")
