@@ -1,8 +1,12 @@
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
 from dpv.config import GameConfig
-from dpv.games import action_to_vertex, make_game, vertex_to_action
+from dpv.games import GameOutcome, action_to_vertex, make_game, vertex_to_action
+from dpv.games.scoring import BLACK, WHITE, format_result
 
 
 def go(size=5, **kw):
@@ -155,3 +159,66 @@ def test_gtp_vertex_examples():
     for bad in ("I1", "K1", "A10", "Z", "A0", ""):
         with pytest.raises(ValueError):
             vertex_to_action(bad, 9)
+
+
+# --- Game.result / pass_action: the outcome every caller reads, Go or not
+
+def test_pass_action_is_the_go_pass_and_none_without_one():
+    assert go(5).pass_action == 25 and action_to_vertex(25, 5) == "pass"
+    assert make_game(GameConfig(name="tic_tac_toe")).pass_action is None
+    assert make_game(GameConfig(name="connect_four")).pass_action is None
+
+
+def test_go_result_is_area_score_with_komi():
+    g = go(5)  # komi 7.5
+    s = play(g, ["pass", "pass"])
+    assert g.result(s) == GameOutcome(WHITE, -7.5, "score") and g.result(s).text == "W+7.5"
+    s = play(g, ["C3", "pass", "pass"])  # one black stone owns the whole board: 25 - 7.5
+    assert g.result(s) == GameOutcome(BLACK, 17.5, "score") and g.result(s).text == "B+17.5"
+
+
+def test_go_result_at_max_length_is_scored():
+    g = go(5, max_game_length=3)
+    s = play(g, ["C3", "A1", "E5"])
+    assert s.is_terminal()
+    out = g.result(s)  # 2 black stones own their share of the board: black 2 + 0, white 1
+    assert out.reason == "max_length" and out.margin == 2 - 1 - 7.5 and out.winner == WHITE
+    assert out.winner == int(np.argmax(s.returns()))
+
+
+def test_tic_tac_toe_and_connect_four_results_come_from_returns():
+    t = make_game(GameConfig(name="tic_tac_toe"))
+    s = t.new_state()
+    for a in [0, 3, 1, 4, 2]:  # X (first player) wins on the top row
+        s.apply(a)
+    assert t.result(s) == GameOutcome(BLACK, None, "score") and t.result(s).text == "B+"
+    s = t.new_state()
+    for a in [0, 1, 2, 4, 3, 5, 7, 6, 8]:  # X O X / X O O / O X X: full board, no line
+        s.apply(a)
+    assert s.is_terminal() and t.result(s) == GameOutcome(None, None, "score")
+    assert t.result(s).text == "0"
+    c = make_game(GameConfig(name="connect_four"))
+    s = c.new_state()
+    for a in [0, 1, 0, 1, 0, 1, 2, 1]:  # second player fills column 1 four high
+        s.apply(a)
+    assert s.is_terminal() and c.result(s).winner == WHITE
+
+
+def test_result_of_an_unfinished_game_is_a_value_error():
+    g = go(5)
+    with pytest.raises(ValueError, match="not over"):
+        g.result(g.new_state())
+
+
+@pytest.mark.parametrize("winner,margin", [(BLACK, 3.5), (WHITE, -0.5), (BLACK, None),
+                                           (WHITE, None), (None, None), (None, 0.0)])
+def test_outcome_text_is_the_sgf_result(winner, margin):
+    text = GameOutcome(winner, margin, "score").text
+    assert text == format_result(winner, None if margin is None else abs(margin))
+
+
+def test_importing_the_game_protocol_loads_no_openspiel():
+    code = ("import sys, dpv.games.base, dpv.games; "
+            "assert 'pyspiel' not in sys.modules and 'dpv.games.spiel' not in sys.modules; "
+            "from dpv.games import make_game; assert 'pyspiel' in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -3,13 +3,38 @@
 A `Game` is immutable configuration (sizes, symmetries); a `GameState` is one position that
 can be cloned and advanced. `current_player()` is the player who would move next, also at a
 terminal state, so `terminal_value()` (the result from that player's view) is what search
-backs up without knowing the game.
+backs up without knowing the game. `Game.result` says who won a finished game and by how
+much, so the match engine, the GTP engine and self-play need no game-specific scoring.
+
+This module imports no OpenSpiel: search and tests with a ten-line fake game import only it.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol, Sequence, runtime_checkable
 
 import numpy as np
+
+FIRST, SECOND = 0, 1  # player indices: Black and White in Go, X and O in tic-tac-toe
+
+
+@dataclass(frozen=True)
+class GameOutcome:
+    """How a finished game ended, from the first player's side."""
+
+    winner: int | None  # 0 = first player (Black), 1 = second, None = draw
+    margin: float | None  # first player's points - second's - komi; None without a score
+    reason: str  # 'score' (two passes / natural end), 'max_length', 'superko'
+
+    @property
+    def text(self) -> str:
+        """SGF/GTP result text: 'B+3.5', 'W+0.5', 'B+' (no margin), '0' (draw)."""
+        if self.winner is None:
+            return "0"
+        colour = "B" if self.winner == FIRST else "W"
+        if self.margin is None:
+            return f"{colour}+"
+        return f"{colour}+{abs(self.margin):g}"
 
 
 @runtime_checkable
@@ -18,7 +43,7 @@ class GameState(Protocol):
     def legal_actions(self) -> list[int]: ...
     def legal_mask(self) -> np.ndarray: ...  # bool (num_actions,)
     def apply(self, action: int) -> None: ...
-    def clone(self) -> "GameState": ...
+    def clone(self) -> GameState: ...
     def is_terminal(self) -> bool: ...
     def returns(self) -> Sequence[float]: ...  # per player, at a terminal state
     def terminal_value(self) -> float: ...  # return of current_player() at a terminal state
@@ -32,8 +57,14 @@ class Game(Protocol):
     num_actions: int
     observation_shape: tuple[int, int, int]
     num_symmetries: int
+    pass_action: int | None  # None where the game has no pass
 
     def new_state(self) -> GameState: ...
     def transform_planes(self, planes: np.ndarray, sym: int) -> np.ndarray: ...
     def transform_policy(self, policy: np.ndarray, sym: int) -> np.ndarray: ...
     def action_to_string(self, action: int) -> str: ...
+
+    def result(self, state: GameState) -> GameOutcome:
+        """Outcome of a finished game (area score with komi for Go, returns otherwise);
+        ValueError if the game is not over."""
+        ...

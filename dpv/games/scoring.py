@@ -83,7 +83,7 @@ def end_reason(state) -> str | None:
     if not state.is_terminal():
         return None
     moves = state.history()
-    pass_action = state.game.num_actions - 1
+    pass_action = state.game.pass_action
     if len(moves) >= 2 and moves[-1] == moves[-2] == pass_action:
         return "two_passes"
     if len(moves) >= state.game.max_game_length:

@@ -16,7 +16,9 @@ from open_spiel.python.observation import make_observation
 from dpv.config import GameConfig
 from dpv.errors import ConfigError
 from dpv.games import symmetry
+from dpv.games.base import FIRST, SECOND, GameOutcome
 from dpv.games.coords import action_to_vertex
+from dpv.games.scoring import final_result
 
 Stones = tuple[np.ndarray, np.ndarray]  # (player 0 stones, player 1 stones), int8 (H, W)
 
@@ -134,7 +136,8 @@ class SpielGame:
         width: int,
         history: int,
         symmetries: tuple[int, ...],
-        has_pass: bool,
+        pass_action: int | None,
+        outcome: Callable[["SpielState"], GameOutcome],
     ):
         self.name = name
         self._game = pyspiel.load_game(name, params)
@@ -146,11 +149,16 @@ class SpielGame:
         self.num_actions = self._game.num_distinct_actions()
         self.symmetries = symmetries  # indices into symmetry.DIHEDRAL
         self.num_symmetries = len(symmetries)
-        self.has_pass = has_pass
+        self.pass_action = pass_action
+        self._outcome = outcome
         self._obs_shape = tuple(self._game.observation_tensor_shape())
         self._local = threading.local()
         # policy permutations per symmetry: over board points, or over columns (connect four)
         self._column_policy = self.num_actions == width and height != width
+
+    @property
+    def has_pass(self) -> bool:
+        return self.pass_action is not None
 
     @property
     def spiel_game(self):
@@ -206,6 +214,11 @@ class SpielGame:
             return np.ascontiguousarray(policy[..., ::-1]) if d != 0 else np.array(policy, copy=True)
         return symmetry.transform_policy(policy, self.height, self.width, d)
 
+    def result(self, state: SpielState) -> GameOutcome:
+        if not state.is_terminal():
+            raise ValueError("the game is not over")
+        return self._outcome(state)
+
     def action_to_string(self, action: int) -> str:
         if self.name == "go":
             return action_to_vertex(action, self.height)
@@ -224,6 +237,19 @@ def _c4_stones(t: np.ndarray) -> Stones:
     return t[0].astype(np.int8), t[1].astype(np.int8)  # planes: p0, p1, empty
 
 
+def _go_outcome(state: SpielState) -> GameOutcome:
+    """Area score with komi, as OpenSpiel's returns have it (a superko ending is a draw)."""
+    winner, margin, reason = final_result(state)
+    return GameOutcome(winner, margin, "score" if reason == "two_passes" else reason)
+
+
+def _returns_outcome(state: SpielState) -> GameOutcome:
+    """Games without a score: the winner is whoever OpenSpiel's returns favour."""
+    r = state.returns()
+    winner = FIRST if r[FIRST] > r[SECOND] else SECOND if r[SECOND] > r[FIRST] else None
+    return GameOutcome(winner, None, "score")
+
+
 ALL_DIHEDRAL = tuple(range(8))
 LEFT_RIGHT = (0, 4)  # identity and the plain left-right flip in symmetry.DIHEDRAL
 
@@ -234,9 +260,12 @@ def make_game(cfg: GameConfig) -> SpielGame:
         n = cfg.board_size
         length = cfg.max_game_length or 4 * n * n
         params = {"board_size": n, "komi": float(cfg.komi), "max_game_length": length}
-        return SpielGame("go", params, _go_stones, n, n, cfg.history, ALL_DIHEDRAL, True)
+        return SpielGame("go", params, _go_stones, n, n, cfg.history, ALL_DIHEDRAL,
+                         pass_action=n * n, outcome=_go_outcome)
     if cfg.name == "tic_tac_toe":
-        return SpielGame("tic_tac_toe", {}, _ttt_stones, 3, 3, 1, ALL_DIHEDRAL, False)
+        return SpielGame("tic_tac_toe", {}, _ttt_stones, 3, 3, 1, ALL_DIHEDRAL,
+                         pass_action=None, outcome=_returns_outcome)
     if cfg.name == "connect_four":
-        return SpielGame("connect_four", {}, _c4_stones, 6, 7, 1, LEFT_RIGHT, False)
+        return SpielGame("connect_four", {}, _c4_stones, 6, 7, 1, LEFT_RIGHT,
+                         pass_action=None, outcome=_returns_outcome)
     raise ConfigError(f"game.name: unknown game {cfg.name!r}")
