@@ -72,8 +72,10 @@ class LossConfig:
     name: str = "sum_ce"
     weights: tuple[float, ...] = ()  # per-exit CE weights; () = all 1
     lam: float = 0.0  # lambda: damping strength (eq. 4.5 / 4.14) or ASTI depth-regulariser weight
+    lam_per_exit: tuple[float, ...] = ()  # damping: lambda^(k) per exit (eq. 4.13); () = lam at every exit
     dynamic_weights: bool = False  # eq. 4.19-4.21 sample weights from the damping neuron
     alpha: float = 0.8  # dynamic weights lie in [1 - alpha, 1 + alpha]
+    weight_map: str = "minmax"  # how -log F[N+1] maps onto [-alpha, alpha]: minmax | tanh (losses.py)
     smoothing: float = 0.1  # label_smoothing
     beta: float = 1.0  # ASTI: weight of the intermediate exits' CE
     p: float = 2.0  # ASTI: depth weight t^p
@@ -83,6 +85,11 @@ class LossConfig:
               f"unknown loss {self.name!r} (known: {', '.join(LOSSES)})")
         check(self.lam >= 0, f"{where}.lam", f"lambda must be >= 0, got {self.lam}")
         check(all(w >= 0 for w in self.weights), f"{where}.weights", "must be >= 0")
+        check(all(v >= 0 for v in self.lam_per_exit), f"{where}.lam_per_exit", "every lambda must be >= 0")
+        check(not self.lam_per_exit or self.name == "damping", f"{where}.lam_per_exit",
+              "only the damping loss has a lambda per exit (eq. 4.13); power_sqrt has one (eq. 4.14)")
+        check(self.weight_map in ("minmax", "tanh"), f"{where}.weight_map",
+              f"unknown mapping {self.weight_map!r} (known: minmax, tanh)")
         check(0 <= self.alpha < 1, f"{where}.alpha", "must be in [0, 1)")
         check(0 <= self.smoothing < 1, f"{where}.smoothing", "must be in [0, 1)")
         check(self.beta >= 0, f"{where}.beta", "must be >= 0")

@@ -13,11 +13,18 @@ Power-sqrt (eq. 4.14): the damping terms of the K exits are joined as
 per-exit loss L^(k)) we split that root exactly into per-exit shares
 `d_k^2 / sqrt(sum_j d_j^2)`, which sum back to it, so unit weights give eq. 4.14 unchanged.
 
-Dynamic sample weights (eq. 4.19-4.21): `w = 1 + w~`, `w~` from `d = -log F[N+1]`, detached.
-The thesis normalises to [-alpha, alpha] following Han et al. (2022), whose weight net ends in
-tanh; we standardise `d` over the batch and all exits jointly (so exits keep their relative
-order) and map it with `alpha * tanh(.)`. Larger `d` (the damping neuron is quiet: the exit
-is not yet sure of this sample) -> larger weight.
+Damping strength per exit (eq. 4.13): `lam_per_exit` gives lambda^(k) for exit k; empty, every
+exit takes the scalar `lam` (eq. 4.5 summed over the exits). Power-sqrt has one lambda.
+
+Dynamic sample weights (eq. 4.19-4.21): `w = 1 + w~`, `w~_i = -log F(x_i)[N+1]` (eq. 4.20)
+normalised to [-alpha, alpha], detached. The thesis does not spell out that normalisation, so
+two mappings, both over the batch and all exits jointly (exits keep their relative order):
+  minmax (default): the affine map of d onto [-alpha, alpha], d_min -> -alpha, d_max -> +alpha;
+           w~ stays an affine function of eq. 4.20's d, as the text reads;
+  tanh:    standardise d (mean 0, std 1) and take alpha * tanh(.), after the tanh that ends
+           Han et al. (2022)'s weight net; an outlier cannot squeeze the others' weights.
+Larger `d` (the damping neuron is quiet: the exit is not yet sure of this sample) -> larger
+weight. A batch whose d are all equal gets weight 1 everywhere under either mapping.
 """
 from __future__ import annotations
 
@@ -50,11 +57,21 @@ def damping_loss(logits: torch.Tensor, labels: torch.Tensor, lam: float) -> torc
     return (ce + lam * d).mean()
 
 
-def dynamic_weights(d: torch.Tensor, alpha: float) -> torch.Tensor:
-    """(K, B) damping terms -> (K, B) weights in (1 - alpha, 1 + alpha), no gradient."""
+WEIGHT_MAPS = ("minmax", "tanh")
+
+
+def dynamic_weights(d: torch.Tensor, alpha: float, mapping: str = "minmax") -> torch.Tensor:
+    """(K, B) damping terms -> (K, B) weights in [1 - alpha, 1 + alpha], no gradient."""
     d = d.detach()
-    z = (d - d.mean()) / d.std().clamp_min(1e-8) if d.numel() > 1 else torch.zeros_like(d)
-    return 1.0 + alpha * torch.tanh(z)
+    if mapping == "minmax":
+        span = d.max() - d.min()
+        if span <= 0:
+            return torch.ones_like(d)
+        return 1.0 + alpha * (2.0 * (d - d.min()) / span - 1.0)
+    if mapping == "tanh":
+        z = (d - d.mean()) / d.std().clamp_min(1e-8) if d.numel() > 1 else torch.zeros_like(d)
+        return 1.0 + alpha * torch.tanh(z)
+    raise ConfigError(f"loss.weight_map: unknown mapping {mapping!r} (known: {', '.join(WEIGHT_MAPS)})")
 
 
 def _class_ce(outs: Sequence[torch.Tensor], labels: torch.Tensor, num_classes: int,
@@ -70,6 +87,15 @@ def _exit_weights(cfg: LossConfig, k: int, device) -> torch.Tensor:
     if len(cfg.weights) != k:
         raise ConfigError(f"loss.weights: {len(cfg.weights)} weights for a model with {k} exits")
     return torch.tensor(cfg.weights, dtype=torch.float32, device=device)
+
+
+def exit_lambdas(cfg: LossConfig, k: int, device) -> torch.Tensor:
+    """(K, 1) damping strengths lambda^(k) (eq. 4.13): `lam_per_exit`, or `lam` at every exit."""
+    if not cfg.lam_per_exit:
+        return torch.full((k, 1), cfg.lam, dtype=torch.float64, device=device)
+    if len(cfg.lam_per_exit) != k:
+        raise ConfigError(f"loss.lam_per_exit: {len(cfg.lam_per_exit)} values for a model with {k} exits")
+    return torch.tensor(cfg.lam_per_exit, dtype=torch.float64, device=device)[:, None]
 
 
 LossFn = Callable[..., LossOutput]
@@ -106,8 +132,9 @@ def make_loss(cfg: LossConfig, num_classes: int) -> LossFn:
             damp = d
         else:  # power_sqrt: per-exit shares of sqrt(sum_k d_k^2)
             damp = d.pow(2) / d.pow(2).sum(0, keepdim=True).sqrt().clamp_min(1e-12)
-        per_exit = ce + cfg.lam * damp  # L_i^(k), (K, B)
-        v = dynamic_weights(d, cfg.alpha) if cfg.dynamic_weights else torch.ones_like(d)
+        lam = exit_lambdas(cfg, k, labels.device).to(d) if cfg.name == "damping" else cfg.lam
+        per_exit = ce + lam * damp  # L_i^(k), (K, B)
+        v = dynamic_weights(d, cfg.alpha, cfg.weight_map) if cfg.dynamic_weights else torch.ones_like(d)
         total = (w * (v * per_exit).mean(1)).sum()
         with torch.no_grad():
             neuron = torch.stack([torch.softmax(o, -1)[:, -1].mean() for o in outs])

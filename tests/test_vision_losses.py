@@ -65,29 +65,98 @@ def test_damping_loss_sums_eq_4_5_over_exits_with_weights():
     assert got.damping[1].item() == pytest.approx(torch.softmax(outs[1], -1)[:, -1].mean().item())
 
 
-def test_dynamic_weights_are_detached_bounded_and_grow_with_damping_term():
+@pytest.mark.parametrize("mapping", ["minmax", "tanh"])
+def test_dynamic_weights_are_detached_bounded_and_grow_with_damping_term(mapping):
     d = torch.tensor([[0.1, 0.5, 2.0], [3.0, 0.2, 1.0]], requires_grad=True)
-    w = dynamic_weights(d, alpha=0.8)
+    w = dynamic_weights(d, alpha=0.8, mapping=mapping)
     assert not w.requires_grad
-    assert (w > 0.2).all() and (w < 1.8).all()
+    assert (w >= 0.2 - 1e-7).all() and (w <= 1.8 + 1e-7).all()
     flat_d, flat_w = d.detach().flatten(), w.flatten()
     order = flat_d.argsort()
     assert (flat_w[order].diff() > 0).all()
 
 
-def test_dynamic_weights_change_the_gradient_only_through_the_losses():
-    cfg_w = LossConfig(name="power_sqrt", lam=0.2, dynamic_weights=True, alpha=0.5)
+def test_minmax_weights_are_the_affine_map_of_the_damping_term_onto_plus_minus_alpha():
+    d = torch.tensor([[1.0, 2.0], [3.0, 5.0]])
+    w = dynamic_weights(d, alpha=0.5, mapping="minmax")
+    # d_min = 1 -> 1 - alpha, d_max = 5 -> 1 + alpha, linear in between (joint over exits)
+    torch.testing.assert_close(w, torch.tensor([[0.5, 0.75], [1.0, 1.5]]))
+    torch.testing.assert_close(dynamic_weights(torch.full((2, 3), 4.0), 0.5), torch.ones(2, 3))
+
+
+def test_tanh_weights_are_alpha_tanh_of_the_standardised_damping_term():
+    d = torch.tensor([[1.0, 2.0], [3.0, 5.0]])
+    z = (d - d.mean()) / d.std()
+    torch.testing.assert_close(dynamic_weights(d, 0.3, "tanh"), 1 + 0.3 * torch.tanh(z))
+
+
+def test_unknown_weight_map_is_a_config_error():
+    with pytest.raises(ConfigError, match="loss.weight_map: unknown mapping 'rank'"):
+        load_vision_config({"loss": {"name": "power_sqrt", "dynamic_weights": True, "weight_map": "rank"}})
+
+
+@pytest.mark.parametrize("mapping", ["minmax", "tanh"])
+def test_dynamic_weights_change_the_gradient_only_through_the_losses(mapping):
+    """Eq. 4.21 with the weights as constants: the gradient is sum_k mean_i w_i^(k) dL_i^(k),
+    and differs from the gradient the same weights would give if they were differentiated."""
+    cfg_w = LossConfig(name="power_sqrt", lam=0.2, dynamic_weights=True, alpha=0.5, weight_map=mapping)
     outs = [_logits(seed=s).requires_grad_() for s in range(3)]
     y = torch.tensor([0, 1, 2, 3, 1])
     res = make_loss(cfg_w, 4)(outs, y)
-    res.total.backward()
-    # same value computed by hand with the weights as constants
-    logps = [torch.log_softmax(o.detach(), -1) for o in outs]
-    d = torch.stack([-lp[:, -1] for lp in logps])
-    ce = torch.stack([-lp[torch.arange(5), y] for lp in logps])
-    w = dynamic_weights(d, 0.5)
-    share = d ** 2 / (d ** 2).sum(0).sqrt()
-    assert res.total.item() == pytest.approx((w * (ce + 0.2 * share)).mean(1).sum().item(), rel=1e-10)
+    grads = torch.autograd.grad(res.total, outs)
+
+    def per_exit_losses(zs):  # L_i^(k) of eq. 4.14 split in shares, (K, B)
+        logps = [torch.log_softmax(z, -1) for z in zs]
+        d = torch.stack([-lp[:, -1] for lp in logps])
+        ce = torch.stack([-lp[torch.arange(5), y] for lp in logps])
+        return ce + 0.2 * d ** 2 / (d ** 2).sum(0).sqrt(), d
+
+    # by hand: the weights computed once, then held constant
+    zs = [o.detach().clone().requires_grad_() for o in outs]
+    per_exit, d = per_exit_losses(zs)
+    w = dynamic_weights(d, 0.5, mapping)
+    want = (w * per_exit).mean(1).sum()
+    assert res.total.item() == pytest.approx(want.item(), rel=1e-10)
+    for g, h in zip(grads, torch.autograd.grad(want, zs)):
+        torch.testing.assert_close(g, h, rtol=1e-10, atol=1e-12)
+    # the same value with the weights differentiated (the thesis's ablation) moves the gradient
+    zs2 = [o.detach().clone().requires_grad_() for o in outs]
+    per_exit2, d2 = per_exit_losses(zs2)
+    if mapping == "minmax":
+        w2 = 1 + 0.5 * (2 * (d2 - d2.min()) / (d2.max() - d2.min()) - 1)
+    else:
+        w2 = 1 + 0.5 * torch.tanh((d2 - d2.mean()) / d2.std())
+    with_grad = torch.autograd.grad((w2 * per_exit2).mean(1).sum(), zs2)
+    assert max((g - h).abs().max().item() for g, h in zip(grads, with_grad)) > 1e-3
+    # and unit weights (no dynamic training) give yet another gradient
+    plain = torch.autograd.grad(make_loss(LossConfig(name="power_sqrt", lam=0.2), 4)(outs, y).total, outs)
+    assert max((g - h).abs().max().item() for g, h in zip(grads, plain)) > 1e-3
+
+
+def test_damping_with_a_lambda_per_exit_is_eq_4_13():
+    cfg = LossConfig(name="damping", lam=0.9, lam_per_exit=(0.0, 0.05, 0.3))
+    outs = [_logits(seed=s).requires_grad_() for s in range(3)]
+    y = torch.tensor([3, 0, 1, 2, 2])
+    got = make_loss(cfg, 4)(outs, y).total
+    want = sum(damping_loss(o, y, lam) for o, lam in zip(outs, (0.0, 0.05, 0.3)))
+    assert got.item() == pytest.approx(want.item(), rel=1e-12)
+    got.backward()
+    # each exit's damping logit follows Proposition 2 with its own lambda^(k)
+    for o, lam in zip(outs, (0.0, 0.05, 0.3)):
+        f = torch.softmax(o.detach(), -1)
+        torch.testing.assert_close(o.grad[:, -1] * 5, (1 + lam) * f[:, -1] - lam)
+    # no per-exit list: the scalar lam at every exit
+    scalar = make_loss(LossConfig(name="damping", lam=0.05), 4)(outs, y).total
+    assert scalar.item() == pytest.approx(sum(damping_loss(o, y, 0.05) for o in outs).item(), rel=1e-12)
+
+
+def test_lambda_per_exit_errors_name_the_field():
+    with pytest.raises(ConfigError, match="loss.lam_per_exit: 2 values for a model with 3 exits"):
+        make_loss(LossConfig(name="damping", lam_per_exit=(0.1, 0.2)), 4)([_logits()] * 3, torch.zeros(5, dtype=torch.long))
+    with pytest.raises(ConfigError, match="loss.lam_per_exit: only the damping loss"):
+        load_vision_config({"loss": {"name": "power_sqrt", "lam_per_exit": [0.1, 0.2]}})
+    with pytest.raises(ConfigError, match="loss.lam_per_exit: every lambda must be >= 0"):
+        load_vision_config({"loss": {"name": "damping", "lam_per_exit": [0.1, -0.2]}})
 
 
 def test_label_smoothing_and_sum_ce_report_the_same_exit_ce():
