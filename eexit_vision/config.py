@@ -10,8 +10,8 @@ from typing import Any
 
 from dpv.config import check, load_sections, read_yaml, set_dotted, to_dict
 
-DATASETS = ("digits", "cifar10", "cifar100", "synthetic")
-MODELS = ("digits_cnn", "resnet", "asti_resnet")
+DATASETS = ("digits", "fashion_mnist", "cifar10", "cifar100", "synthetic")
+MODELS = ("digits_cnn", "fashion_cnn", "resnet", "asti_resnet")
 LOSSES = ("sum_ce", "damping", "power_sqrt", "label_smoothing", "asti")
 DAMPING_LOSSES = ("damping", "power_sqrt")  # losses whose heads carry the extra damping neuron
 
@@ -19,10 +19,12 @@ DAMPING_LOSSES = ("damping", "power_sqrt")  # losses whose heads carry the extra
 @dataclass(frozen=True)
 class DataConfig:
     name: str = "digits"
-    root: str = ""  # CIFAR: folder holding cifar-10-batches-py/ or cifar-100-python/
+    # CIFAR: folder holding cifar-10-batches-py/ or cifar-100-python/; fashion_mnist: the folder
+    # of the IDX files ("" = Debian's /usr/share/datasets/fashion-mnist)
+    root: str = ""
     seed: int = 0  # fixes the train/val/test split
     val_fraction: float = 0.15  # of the training pool
-    test_fraction: float = 0.2  # digits / synthetic only: CIFAR has its own test set
+    test_fraction: float = 0.2  # digits / synthetic only: CIFAR and Fashion-MNIST have their own
     augment: bool = True  # CIFAR only: random crop (pad 4) + horizontal flip
     limit: int = 0  # keep at most this many samples per split (0 = all): smoke runs
     # synthetic Gaussian mixture, shaped as 1 x side x side images so the digits CNN fits

@@ -1,6 +1,7 @@
 """Datasets for the vision jobs, as in-memory tensors split by a fixed seed.
 
-digits: scikit-learn's bundled 8x8 digits (no download). CIFAR-10/100: a local folder in the
+digits: scikit-learn's bundled 8x8 digits (no download). fashion_mnist: the IDX files of Debian's
+`dataset-fashion-mnist` (eexit_vision.fashion_mnist). CIFAR-10/100: a local folder in the
 original python-pickle layout (`cifar-10-batches-py/`, `cifar-100-python/`), never downloaded.
 synthetic: a Gaussian mixture whose difficulty is the noise level.
 """
@@ -16,6 +17,7 @@ import torch
 from dpv.errors import DPVError
 
 from eexit_vision.config import DataConfig
+from eexit_vision import fashion_mnist
 
 SPLITS = ("train", "val", "test")
 
@@ -63,7 +65,11 @@ def load_dataset(cfg: DataConfig) -> Dataset:
         classes = cfg.num_classes
         splits = _three_way(x, y, cfg)
     else:
-        (xtr, ytr), (xte, yte), classes = read_cifar(cfg.root, cfg.name)
+        if cfg.name == "fashion_mnist":
+            (xtr, ytr), (xte, yte), classes = _fashion(cfg.root)
+        else:
+            (xtr, ytr), (xte, yte), classes = read_cifar(cfg.root, cfg.name)
+        # validation comes out of the training set, by the fixed data.seed; test stays the test set
         train, val = _two_way(xtr, ytr, cfg.val_fraction, cfg.seed)
         splits = {"train": train, "val": val, "test": Split(xte, yte)}
     if cfg.limit:
@@ -80,6 +86,18 @@ def _digits() -> tuple[torch.Tensor, torch.Tensor, int]:
     x = torch.tensor(d.images, dtype=torch.float32).unsqueeze(1) / 16.0  # pixel values 0..16
     x = (x - 0.3) / 0.4  # roughly zero mean, unit spread
     return x, torch.tensor(d.target, dtype=torch.long), 10
+
+
+def _fashion(root: str):
+    """Debian's IDX files -> normalised (N, 1, 28, 28) tensors; small folders (tests) allowed."""
+    (xtr, ytr), (xte, yte) = fashion_mnist.read_fashion_mnist(root or fashion_mnist.DEBIAN_ROOT,
+                                                              full_size=False)
+
+    def norm(x: np.ndarray) -> torch.Tensor:
+        t = torch.from_numpy(x.copy()).unsqueeze(1).float() / 255.0
+        return (t - fashion_mnist.MEAN) / fashion_mnist.STD
+
+    return (norm(xtr), torch.from_numpy(ytr)), (norm(xte), torch.from_numpy(yte)), len(fashion_mnist.CLASSES)
 
 
 def gaussian_mixture(num_classes: int, side: int, samples: int, difficulty: float,

@@ -66,6 +66,30 @@ class DigitsCNN(Classifier):
         super().__init__(stem, stages, heads, input_shape, num_classes, extra_outputs, "digits_cnn")
 
 
+class ConvPoolHead(nn.Sequential):
+    """MSDNet-style exit, scaled down: a strided 3x3 conv (mixes space before pooling, so an
+    early exit sees more than channel means), BN, ReLU, global average pool, linear."""
+
+    def __init__(self, channels: int, outputs: int):
+        super().__init__(conv_bn_relu(channels, channels, 2), GlobalAvgPool(), nn.Linear(channels, outputs))
+
+
+class FashionCNN(Classifier):
+    """Four stages for 28x28 images, an exit after each: one conv at full resolution, then
+    two convs per stage at 14x14, 7x7 and 7x7 (width, 2x, 4x, 4x channels)."""
+
+    def __init__(self, input_shape, num_classes: int, extra_outputs: int = 0, width: int = 16):
+        c = input_shape[0]
+        w = [width, 2 * width, 4 * width, 4 * width]
+        stem = conv_bn_relu(c, width)
+        stages = [conv_bn_relu(width, w[0]),
+                  nn.Sequential(conv_bn_relu(w[0], w[1], 2), conv_bn_relu(w[1], w[1])),
+                  nn.Sequential(conv_bn_relu(w[1], w[2], 2), conv_bn_relu(w[2], w[2])),
+                  nn.Sequential(conv_bn_relu(w[2], w[3]), conv_bn_relu(w[3], w[3]))]
+        heads = [ConvPoolHead(ch, num_classes + extra_outputs) for ch in w]
+        super().__init__(stem, stages, heads, input_shape, num_classes, extra_outputs, "fashion_cnn")
+
+
 class BasicBlock(nn.Module):
     """ResNet basic block (post-activation, He et al. 2016), projection shortcut when shapes change."""
 
@@ -161,6 +185,8 @@ def build_model(cfg: ModelConfig, input_shape: Sequence[int], num_classes: int,
                 extra_outputs: int = 0) -> Classifier:
     if cfg.name == "digits_cnn":
         return DigitsCNN(input_shape, num_classes, extra_outputs, cfg.width)
+    if cfg.name == "fashion_cnn":
+        return FashionCNN(input_shape, num_classes, extra_outputs, cfg.width)
     if cfg.name == "resnet":
         return ExitResNet(input_shape, num_classes, extra_outputs, cfg.width, cfg.blocks, cfg.exits)
     return ASTIResNet(input_shape, num_classes, extra_outputs, cfg.width, cfg.blocks)

@@ -1,0 +1,138 @@
+"""Fashion-MNIST: IDX parsing (files written here), bad-input errors through the CLI, the
+validation split, the fashion_cnn model, and the Debian dataset itself where it is installed."""
+import gzip
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from dpv.errors import DPVError
+from eexit_vision.config import DataConfig, ModelConfig, load_vision_config
+from eexit_vision.datasets import load_dataset
+from eexit_vision.fashion_mnist import (DEBIAN_ROOT, FILES, INSTALL_HINT, parse_idx, read_fashion_mnist,
+                                        read_idx, write_idx, write_tiny_fashion_mnist)
+from eexit_vision.models import build_model
+
+REPO = Path(__file__).resolve().parent.parent
+CONFIG = REPO / "configs" / "vision_fashion_mnist.yaml"
+debian = pytest.mark.skipif(not Path(DEBIAN_ROOT, FILES["train"][0] + ".gz").is_file(),
+                            reason=f"Fashion-MNIST not installed at {DEBIAN_ROOT} ({INSTALL_HINT})")
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "eexit_vision.train", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_parse_idx_reads_a_hand_built_file():
+    # magic 0 0 0x08 ndim=2, sizes 2 x 3 (big-endian), then 6 data bytes
+    raw = bytes([0, 0, 8, 2, 0, 0, 0, 2, 0, 0, 0, 3, 1, 2, 3, 4, 5, 255])
+    a = parse_idx(raw, Path("hand.idx"))
+    assert a.dtype == np.uint8 and a.tolist() == [[1, 2, 3], [4, 5, 255]]
+
+
+@pytest.mark.parametrize("compress", [True, False])
+def test_write_then_read_idx_round_trips(tmp_path, compress):
+    a = np.random.default_rng(0).integers(0, 256, size=(3, 28, 28), dtype=np.uint8)
+    path = write_idx(tmp_path / ("x.gz" if compress else "x"), a, compress=compress)
+    assert np.array_equal(read_idx(path), a)
+
+
+def test_idx_with_fewer_data_bytes_than_its_header_says_is_an_error():
+    raw = bytes([0, 0, 8, 1, 0, 0, 0, 5, 1, 2, 3])  # says 5 labels, holds 3
+    with pytest.raises(DPVError, match=r"x\.idx is truncated: 3 data bytes for shape \(5,\) \(5 expected\)"):
+        parse_idx(raw, Path("x.idx"))
+
+
+def test_idx_with_a_wrong_magic_number_is_an_error():
+    with pytest.raises(DPVError, match="bad magic number"):
+        parse_idx(b"\x1f\x8b\x08\x00" + bytes(20), Path("y"))
+
+
+def test_cut_off_gzip_file_is_one_error_naming_path_and_package(tmp_path):
+    path = write_idx(tmp_path / "t.gz", np.zeros((50, 28, 28), dtype=np.uint8))
+    path.write_bytes(path.read_bytes()[:-30])  # a copy that stopped early
+    with pytest.raises(DPVError) as e:
+        read_idx(path)
+    msg = str(e.value)
+    assert str(path) in msg and "truncated" in msg and INSTALL_HINT in msg and "\n" not in msg
+
+
+def test_tiny_folder_loads_with_a_validation_split_fixed_by_the_seed(tmp_path):
+    write_tiny_fashion_mnist(tmp_path, train=100, test=30)
+    cfg = DataConfig(name="fashion_mnist", root=str(tmp_path), val_fraction=0.2, seed=1)
+    a, b = load_dataset(cfg), load_dataset(cfg)
+    c = load_dataset(DataConfig(name="fashion_mnist", root=str(tmp_path), val_fraction=0.2, seed=2))
+    assert a.num_classes == 10 and a.input_shape == (1, 28, 28) and not a.augment
+    assert [len(a.split(s)) for s in ("train", "val", "test")] == [80, 20, 30]
+    assert torch.equal(a.split("val").x, b.split("val").x)
+    assert not torch.equal(a.split("val").x, c.split("val").x)
+    assert torch.equal(a.split("test").x, c.split("test").x)  # the test set is not resplit
+    # train and val partition the 100 training images: together they are exactly that set
+    (xtr, _), _ = read_fashion_mnist(tmp_path, full_size=False)
+    raw = torch.from_numpy(xtr.copy()).float().flatten(1)
+    pooled = torch.cat([a.split("train").x, a.split("val").x]).flatten(1)
+    pixels = lambda t: sorted(map(tuple, t.round(decimals=3).tolist()))
+    assert pixels(pooled) == pixels((raw / 255.0 - 0.2860) / 0.3530)
+
+
+def test_missing_folder_via_the_cli_is_one_line_and_exit_2(tmp_path):
+    where = tmp_path / "nowhere"
+    r = _cli("--config", str(CONFIG), "--set", f"data.root={where}", "--set", f"train.out={tmp_path / 'out'}")
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(where) in lines[0] and INSTALL_HINT in lines[0]
+    assert not (tmp_path / "out").exists()  # nothing written
+
+
+def test_truncated_idx_file_via_the_cli_is_one_line_and_exit_2(tmp_path):
+    root = write_tiny_fashion_mnist(tmp_path / "fm")
+    labels = root / (FILES["test"][1] + ".gz")
+    labels.write_bytes(gzip.compress(gzip.decompress(labels.read_bytes())[:-5]))  # 5 labels short
+    r = _cli("--config", str(CONFIG), "--set", f"data.root={root}", "--set", f"train.out={tmp_path / 'out'}")
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(labels) in lines[0] and "truncated" in lines[0] and INSTALL_HINT in lines[0]
+
+
+def test_fashion_cnn_has_four_exits_with_flops_matching_torch_counter():
+    net = build_model(ModelConfig(name="fashion_cnn", width=16), (1, 28, 28), 10).eval()
+    assert net.num_exits == 4
+    x = net.example_input(1)
+    for k in range(4):
+        with torch.no_grad(), FlopCounterMode(display=False) as c:
+            net.forward_to(x, k)
+        assert net.flops().fixed(k) == pytest.approx(c.get_total_flops(), rel=1e-9)
+    staged = net.flops().staged_all()
+    assert (np.diff(staged) > 0).all() and staged[0] / staged[-1] < 0.25  # exits spread in cost
+
+
+def test_reference_config_loads_with_debian_default_root():
+    cfg = load_vision_config(CONFIG)
+    assert cfg.data.name == "fashion_mnist" and cfg.model.name == "fashion_cnn"
+    assert cfg.data.root == ""  # "" = the Debian path
+
+
+def test_one_training_epoch_on_a_tiny_folder_writes_checkpoint_and_history(tmp_path):
+    from eexit_vision.train import train
+
+    root = write_tiny_fashion_mnist(tmp_path / "fm", train=64, test=16)
+    cfg = load_vision_config(CONFIG, [f"data.root={root}", "model.width=4", "train.epochs=1",
+                                      "train.batch_size=32", f"train.out={tmp_path / 'run'}",
+                                      "train.progress=false", "train.tensorboard=false"])
+    res = train(cfg, log=lambda s: None)
+    assert res.checkpoint.is_file() and (tmp_path / "run" / "history.json").is_file()
+    assert res.test_accuracy.shape == (4,) and res.flops.shape == (4,)
+
+
+@debian
+def test_debian_fashion_mnist_has_the_standard_sizes_and_balanced_test_set():
+    d = load_dataset(DataConfig(name="fashion_mnist", val_fraction=0.1))
+    assert [len(d.split(s)) for s in ("train", "val", "test")] == [54000, 6000, 10000]
+    assert d.split("test").y.bincount().tolist() == [1000] * 10
+    x = d.split("train").x
+    assert abs(x.mean().item()) < 0.01 and abs(x.std().item() - 1) < 0.01  # normalised
