@@ -10,7 +10,11 @@ with any exit policy. Combiners that need statistics are fitted on a validation 
                      probabilities instead (the thesis's weaker variant, Table 5.4).
   BayesianUpdating   posterior over labels, prior uniform, updated exit by exit with the
                      likelihood P(theta_c | l) read from the validation confusion matrix
-                     (eq. 5.2); theta_c = argmax of exit c.
+                     (eq. 5.2); theta_c = argmax of exit c. `first_exit` says what answers
+                     after exit 1 alone: "raw" (default) its own softmax, as every Bayes row of
+                     Tables 5.1-5.4 has it (exit 1 equals the raw exit, oracle rows included);
+                     "posterior" the uniform prior x likelihood, as Fig 5.2 computes it. From
+                     exit 2 on both are the posterior over every exit seen, exit 1 included.
   ConformalBayes     the same with theta_c = (argmax, confidence bin), bins >90%, 80-90%,
                      <80% of the max softmax (5.3.4), so confident and unsure outputs of the
                      same label get their own likelihoods.
@@ -91,6 +95,9 @@ def likelihood_from_counts(counts: np.ndarray, smoothing: float) -> np.ndarray:
     return c / c.sum(axis=1, keepdims=True)
 
 
+FIRST_EXIT = ("raw", "posterior")
+
+
 def bayes_update(prior: np.ndarray, likelihood_of_observed: np.ndarray) -> np.ndarray:
     """Posterior ∝ P(theta | l) * prior (eq. 5.2); P(theta) is the normaliser."""
     post = prior * likelihood_of_observed
@@ -103,6 +110,11 @@ class BayesianUpdating:
 
     likelihood: tuple[np.ndarray, ...]
     name: str = "Bayes"
+    first_exit: str = "raw"  # raw | posterior: the answer after exit 1 alone (module docstring)
+
+    def __post_init__(self):
+        if self.first_exit not in FIRST_EXIT:
+            raise DPVError(f"{self.name}: first_exit must be one of {', '.join(FIRST_EXIT)}, got {self.first_exit!r}")
 
     def outputs(self, k: int, logits: np.ndarray) -> np.ndarray:
         return np.asarray(logits).argmax(axis=-1)
@@ -110,6 +122,8 @@ class BayesianUpdating:
     def combine(self, logits: Sequence[np.ndarray]) -> np.ndarray:
         if len(logits) > len(self.likelihood):
             raise DPVError(f"{self.name}: fitted for {len(self.likelihood)} exits, got {len(logits)}")
+        if len(logits) == 1 and self.first_exit == "raw":
+            return masked_softmax(logits[0])
         n, c = np.asarray(logits[0]).shape
         post = np.full((n, c), 1.0 / c)
         for k, l in enumerate(logits):
@@ -117,11 +131,12 @@ class BayesianUpdating:
         return post
 
     @classmethod
-    def fit(cls, val: Trace, smoothing: float = 1.0, name: str = "Bayes") -> "BayesianUpdating":
+    def fit(cls, val: Trace, smoothing: float = 1.0, name: str = "Bayes",
+            first_exit: str = "raw") -> "BayesianUpdating":
         c = val.num_classes
         tables = tuple(likelihood_from_counts(confusion_counts(val.logits[k].argmax(-1), val.labels, c, c),
                                               smoothing) for k in range(val.num_exits))
-        return cls(tables, name)
+        return cls(tables, name, first_exit)
 
 
 DEFAULT_BIN_EDGES = (0.8, 0.9)  # max-softmax bins: <80%, 80-90%, >90% (thesis 5.3.4)
@@ -139,13 +154,13 @@ class ConformalBayes(BayesianUpdating):
 
     @classmethod
     def fit(cls, val: Trace, smoothing: float = 1.0, bin_edges: tuple[float, ...] = DEFAULT_BIN_EDGES,
-            name: str = "Bayes + CP") -> "ConformalBayes":
+            name: str = "Bayes + CP", first_exit: str = "raw") -> "ConformalBayes":
         c, nb = val.num_classes, len(bin_edges) + 1
         # the smoothing mass is spread over the bins so a label's total prior weight matches Bayes
         tables = tuple(likelihood_from_counts(
             confusion_counts(conformal_outputs(val.logits[k], bin_edges), val.labels, c * nb, c),
             smoothing / nb) for k in range(val.num_exits))
-        return cls(tables, name, bin_edges)
+        return cls(tables, name, first_exit, bin_edges)
 
 
 def conformal_outputs(logits: np.ndarray, bin_edges: Sequence[float]) -> np.ndarray:

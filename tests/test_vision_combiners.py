@@ -3,6 +3,7 @@ import pytest
 
 from eexit_vision.combiners import (BayesianUpdating, ConformalBayes, LastExit, LogitVoting,
                                     anytime_predictions, conformal_outputs, standard_combiners)
+from dpv.exits import masked_softmax
 from eexit_vision.studies import synthetic_trace
 
 FINCH, HEN, SHIP = 0, 1, 2
@@ -14,18 +15,57 @@ def onehot_logits(label, n_classes=3):
     return z
 
 
-def test_bayes_reproduces_thesis_figure_5_2():
+def figure_5_2_likelihoods():
     # likelihood[c][true label, output]; only the columns of the observed outputs matter
     lik1 = np.full((3, 3), 1 / 3)
     lik1[:, FINCH] = [0.8, 0.2, 0.1]  # classifier 1 says "finch"
     lik2 = np.full((3, 3), 1 / 3)
     lik2[:, HEN] = [0.4, 0.5, 0.1]  # classifier 2 says "hen"
-    bayes = BayesianUpdating((lik1, lik2))
+    return lik1, lik2
+
+
+def test_bayes_posterior_first_exit_reproduces_thesis_figure_5_2():
+    bayes = BayesianUpdating(figure_5_2_likelihoods(), first_exit="posterior")
     after1 = bayes.combine([onehot_logits(FINCH)])
     after2 = bayes.combine([onehot_logits(FINCH), onehot_logits(HEN)])
     np.testing.assert_array_equal(np.round(after1[0], 3), [0.727, 0.182, 0.091])
     np.testing.assert_array_equal(np.round(after2[0], 3), [0.744, 0.233, 0.023])
     assert after2[0].argmax() == FINCH  # the earlier, confident exit corrects the common confusion
+
+
+def test_bayes_raw_first_exit_answers_with_exit_1_and_updates_from_exit_2():
+    # the tables' form (Tables 5.1-5.4): exit 1 alone answers as itself, even where its
+    # likelihood column would move the posterior to another label
+    lik1 = np.full((3, 3), 1 / 3)
+    lik1[:, HEN] = [0.9, 0.3, 0.1]  # exit 1 says "hen" mostly when the label is "finch"
+    lik2 = np.full((3, 3), 1 / 3)
+    z1 = np.array([[0.0, 2.0, 1.0]])  # exit 1's own answer: hen
+    raw, post = BayesianUpdating((lik1, lik2)), BayesianUpdating((lik1, lik2), first_exit="posterior")
+    assert raw.first_exit == "raw"  # the default
+    np.testing.assert_allclose(raw.combine([z1]), masked_softmax(z1))
+    assert raw.combine([z1]).argmax() == HEN and post.combine([z1]).argmax() == FINCH
+    np.testing.assert_allclose(post.combine([z1])[0], [0.9, 0.3, 0.1] / np.float64(1.3))
+    z2 = np.array([[0.0, 0.0, 3.0]])  # exit 2 says "ship": its flat column leaves exit 1's update
+    np.testing.assert_allclose(raw.combine([z1, z2]), post.combine([z1, z2]))
+    np.testing.assert_allclose(raw.combine([z1, z2])[0], [0.9, 0.3, 0.1] / np.float64(1.3))
+
+
+def test_fitted_bayes_rows_keep_the_raw_exit_1_accuracy():
+    val, test = synthetic_trace(seed=5, n=400), synthetic_trace(seed=6, n=400)
+    for t in (val, test):  # exit 1 swaps labels 0 and 1: a confusion its likelihood undoes
+        t.logits[0] = t.logits[0][:, [1, 0, 2, 3, 4]]
+    for cls in (BayesianUpdating, ConformalBayes):
+        raw, post = cls.fit(val), cls.fit(val, first_exit="posterior")
+        np.testing.assert_array_equal(anytime_predictions(raw, test.logits)[0], test.logits[0].argmax(-1))
+        a, b = anytime_predictions(raw, test.logits), anytime_predictions(post, test.logits)
+        np.testing.assert_array_equal(a[1:], b[1:])  # the two differ at exit 1 only
+        assert (b[0] != a[0]).any()  # on this trace the posterior does move some exit-1 answers
+
+
+def test_bayes_refuses_an_unknown_first_exit():
+    from dpv.errors import DPVError
+    with pytest.raises(DPVError, match="first_exit must be one of raw, posterior, got 'prior'"):
+        BayesianUpdating(figure_5_2_likelihoods(), first_exit="prior")
 
 
 def test_logit_voting_sums_weighted_logits():
