@@ -5,11 +5,14 @@ the plain sum of CE) plus the damping-neuron averages per exit (Table 4.8).
     python -m eexit_vision.loss_study --config configs/vision_digits.yaml --seeds 5 --out DIR
 
 Writes DIR/results.json (every run) and DIR/tables.md. Progress bar over the runs.
+Resumable per training: a run whose DIR/runs/VARIANT/seedS/result.json exists is read back,
+not retrained, and one cut off mid-way resumes from its last finished epoch.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +22,11 @@ from dpv.checkpoint import atomic_write_bytes
 from dpv.errors import DPVError, cli_main
 
 from eexit_vision.anytime import anytime_markdown
+from eexit_vision.checkpoints import load_classifier_payload
 from eexit_vision.config import load_vision_config
+from eexit_vision.datasets import Dataset, load_dataset
+from eexit_vision.trace import record_trace
+from eexit_vision.traces import save_trace
 from eexit_vision.train import train
 
 BASELINE = "sum_ce"
@@ -42,19 +49,56 @@ def parse_variant(spec: str) -> tuple[str, list[str]]:
     return name, [o for o in rest.split(",") if o]
 
 
+def run_dir(out: Path, variant: str, seed: int) -> Path:
+    return out / "runs" / variant / f"seed{seed}"
+
+
+def train_once(config: str | None, overrides: list[str], run: Path, data: Dataset | None = None,
+               traces: bool = False) -> dict:
+    """One training of a study, resumable: a finished run (run/result.json) is read back; a run
+    cut off mid-way resumes from its last epoch. `traces` also writes run/val.npz, run/test.npz."""
+    done = run / "result.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    cfg = load_vision_config(config, [*overrides, f"train.out={run}", "train.progress=false",
+                                      "train.tensorboard=false"])
+    resumed_from = _epochs_done(run / "last.pt")
+    t0 = time.perf_counter()
+    res = train(cfg, resume=True, data=data, log=lambda line: None)
+    if traces:
+        net = load_classifier_payload(res.checkpoint)[0]
+        data = data or load_dataset(cfg.data)
+        for split in ("val", "test"):
+            save_trace(run / f"{split}.npz", record_trace(net, data.split(split), split))
+    result = {"overrides": overrides, "val_acc": res.val_accuracy.tolist(),
+              "test_acc": res.test_accuracy.tolist(),
+              "damping": None if res.test_damping is None else res.test_damping.tolist(),
+              "flops": res.flops.tolist(), "wall_s": time.perf_counter() - t0,
+              "resumed_from_epoch": resumed_from}
+    atomic_write_bytes(done, json.dumps(result, indent=1).encode())
+    return result
+
+
+def _epochs_done(ckpt: Path) -> int:
+    if not ckpt.is_file():
+        return 0
+    return int(load_classifier_payload(ckpt)[2]["epoch"]) + 1
+
+
+def collect(results: dict, variant: str, overrides: list[str], run: dict) -> None:
+    entry = results["variants"].setdefault(variant, {"overrides": overrides, "test_acc": [], "damping": []})
+    entry["test_acc"].append(run["test_acc"])
+    entry["damping"].append(run["damping"])
+    results["flops"] = run["flops"]
+
+
 def run_study(config: str | None, variants: dict[str, list[str]], seeds: list[int], out: Path,
               extra: list[str]) -> dict:
     results: dict = {"variants": {}, "flops": None, "seeds": seeds}
     jobs = [(v, s) for s in seeds for v in variants]
     for v, s in tqdm(jobs, desc="loss study", dynamic_ncols=True):
-        cfg = load_vision_config(config, [*extra, *variants[v], f"train.seed={s}",
-                                          f"train.out={out / 'runs' / v / f'seed{s}'}",
-                                          "train.progress=false", "train.tensorboard=false"])
-        res = train(cfg, log=lambda line: None)
-        entry = results["variants"].setdefault(v, {"overrides": variants[v], "test_acc": [], "damping": []})
-        entry["test_acc"].append(res.test_accuracy.tolist())
-        entry["damping"].append(None if res.test_damping is None else res.test_damping.tolist())
-        results["flops"] = res.flops.tolist()
+        run = train_once(config, [*extra, *variants[v], f"train.seed={s}"], run_dir(out, v, s))
+        collect(results, v, variants[v], run)
         atomic_write_bytes(out / "results.json", json.dumps(results, indent=1).encode())
     return results
 

@@ -1,0 +1,215 @@
+"""The thesis's chapter 4-5 comparisons on Fashion-MNIST, in one resumable command:
+
+    python -m eexit_vision.fashion_study --out runs/fashion_study [--seeds 3]
+
+1. losses (ch. 4): every variant of VARIANTS trained with seeds 0..S-1 -> per-exit test accuracy,
+   mean ± std, paired differences to the plain sum of CE (same seed), damping-neuron averages;
+2. combiners (ch. 5): last exit, logit / weighted / softmax voting, Bayes, Bayes + CP per exit on
+   every sum-of-CE model (fitted on validation, measured on test), mean ± std over seeds;
+3. budgeted policies: eexit_vision.evaluate on the sum-of-CE seed-0 traces (MSDNet thresholds,
+   EERO, T-Tamer, ASTI look-then-leap, entropy, patience, confidence, static exits): accuracy vs
+   average FLOPs on one plot beside the budget check; later seeds too when they are trained.
+
+Resumable per training: OUT/runs/VARIANT/seedS/result.json marks a finished training (with its
+traces); a killed run resumes from its last finished epoch; a finished policy evaluation
+(OUT/policies/seedS/summary.json) is not redone. The tables are rebuilt from what exists, over
+the seeds every variant has finished, so a study can span sessions. Run it again to continue.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from dpv.checkpoint import atomic_write_bytes
+from dpv.errors import DPVError, cli_main
+
+from eexit_vision.config import load_vision_config
+from eexit_vision.datasets import load_dataset
+from eexit_vision.evaluate import anytime_rows, evaluate
+from eexit_vision.loss_study import BASELINE, collect, run_dir, tables, train_once
+from eexit_vision.traces import load_trace
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "vision_fashion_mnist.yaml"
+LAM = "loss.lam=0.075"  # the thesis's CIFAR-10 (10-class) damping strength
+VARIANTS = {
+    "sum_ce": ["loss.name=sum_ce"],
+    "damping": ["loss.name=damping", LAM],
+    "damping+dynamic": ["loss.name=damping", LAM, "loss.dynamic_weights=true", "loss.alpha=0.8"],
+    "power_sqrt": ["loss.name=power_sqrt", LAM],
+    "power_sqrt+dynamic": ["loss.name=power_sqrt", LAM, "loss.dynamic_weights=true", "loss.alpha=0.8"],
+    "label_smoothing": ["loss.name=label_smoothing", "loss.smoothing=0.1"],
+}
+
+
+def jobs(variants: list[str], seeds: list[int]) -> list[tuple[str, int]]:
+    """Seed-major (a cut-off study has whole seeds), the baseline's seed 0 first: the policy
+    evaluation needs only it, so it can run before every loss is trained."""
+    order = [(v, s) for s in seeds for v in variants]
+    first = (BASELINE, seeds[0])
+    return [first] + [j for j in order if j != first] if first in order else order
+
+
+def mean_std(a: np.ndarray) -> str:
+    sd = a.std(0, ddof=1) if len(a) > 1 else np.zeros(a.shape[1:])
+    return " | ".join(f"{m:.2f} ± {s:.2f}" for m, s in zip(a.mean(0), sd))
+
+
+def combiner_table(runs: list[Path]) -> tuple[str, dict]:
+    """Per-exit test accuracy (%) of every combiner on each run's traces, mean ± std over runs,
+    and each combiner's paired difference to the last exit."""
+    per_run = []
+    for run in runs:
+        val, test = load_trace(run / "val.npz"), load_trace(run / "test.npz")
+        rows = anytime_rows(val, test)
+        per_run.append({r["method"]: [v for k, v in r.items() if k != "method"] for r in rows[1:]})
+    names = list(per_run[0])
+    acc = {n: 100 * np.array([r[n] for r in per_run]) for n in names}  # (runs, K)
+    k = acc[names[0]].shape[1]
+    head = "| combiner | " + " | ".join(f"exit {i + 1}" for i in range(k)) + " |"
+    rule = "|---|" + "---:|" * k
+    lines = [f"Test accuracy (%) after exits 1..k, mean ± std over {len(runs)} seeds "
+             "(\"oracle\": fitted on the test trace itself, an upper bound):", "", head, rule]
+    lines += [f"| {n} | {mean_std(acc[n])} |" for n in names]
+    lines += ["", "Paired difference to the last exit (percentage points, same model), mean ± std:", "",
+              head, rule]
+    lines += [f"| {n} | {mean_std(acc[n] - acc['last exit'])} |" for n in names if n != "last exit"]
+    return "\n".join(lines) + "\n", {n: acc[n].tolist() for n in names}
+
+
+def policy_table(summaries: dict[int, dict]) -> str:
+    """Test accuracy and average FLOPs of every policy at each budget, one column per seed."""
+    seeds = sorted(summaries)
+    first = summaries[seeds[0]]
+    lines = [f"Budgeted classification on test (fitted per budget on validation), seeds {seeds}: "
+             "accuracy % / average FLOPs relative to the last exit", "",
+             "| policy | budget (rel.) | " + " | ".join(f"seed {s}" for s in seeds) + " |",
+             "|---|---:|" + "---:|" * len(seeds)]
+    last = first["flops"][-1]
+    for name, pts in first["policies"].items():
+        for i, p in enumerate(pts):
+            cells = []
+            for s in seeds:
+                q = [x for x in summaries[s]["policies"].get(name, []) if np.isclose(x["budget"] / summaries[s]["flops"][-1], p["budget"] / last)]
+                cells.append(f"{100 * q[0]['test_accuracy']:.2f} / {q[0]['test_avg_flops'] / summaries[s]['flops'][-1]:.3f}" if q else "-")
+            lines.append(f"| {name} | {p['budget'] / last:.3f} | " + " | ".join(cells) + " |")
+    lines += ["", "EERO budget check (test average FLOPs <= budget x (1 + tolerance) at every budget):", ""]
+    for s in seeds:
+        m = summaries[s]
+        lines.append(f"- seed {s}: {'holds' if m['eero_within_budget'] else 'FAILS'} "
+                     f"(tolerance {m['eero_tolerance']:.0%}, largest relative excess {m['eero_max_relative_excess']:+.4f})")
+    return "\n".join(lines) + "\n"
+
+
+def plot_losses(path: Path, results: dict) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    flops = np.array(results["flops"]) / 1e6
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    for name, e in results["variants"].items():
+        a = 100 * np.array(e["test_acc"])
+        sd = a.std(0, ddof=1) if len(a) > 1 else 0 * a[0]
+        ax.errorbar(flops, a.mean(0), yerr=sd, marker="o", capsize=3, label=name)
+    ax.set(xlabel="MFLOPs (cumulative, stopping at the exit)", ylabel="test accuracy (%)",
+           title=f"Fashion-MNIST losses, mean ± std over {len(results['seeds'])} seeds")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def run(out: Path, config: str, seeds: list[int], variants: dict[str, list[str]], extra: list[str],
+        points: int, train_missing: bool = True, policies_too: bool = True, log=print) -> dict:
+    t0 = time.perf_counter()
+    data = load_dataset(load_vision_config(config, extra).data)  # one load, shared by every training
+    finished: dict[tuple[str, int], dict] = {}
+    policies: dict[int, dict] = {}
+    todo = jobs(list(variants), seeds)
+    for i, (v, s) in enumerate(todo):
+        run_path = run_dir(out, v, s)
+        state = "read back" if (run_path / "result.json").is_file() else "training"
+        if state == "training" and not train_missing:
+            log(f"[{i + 1}/{len(todo)}] {v} seed {s}: not trained yet, left out")
+            continue
+        log(f"[{i + 1}/{len(todo)}] {v} seed {s}: {state}")
+        finished[(v, s)] = r = train_once(config, [*extra, *variants[v], f"train.seed={s}"], run_path,
+                                          data=data, traces=True)
+        log(f"    test acc per exit {' '.join(f'{a:.4f}' for a in r['test_acc'])} ({r['wall_s']:.0f} s)")
+        if v == BASELINE and policies_too:
+            policies[s] = evaluate_policies(out, run_path, s, points, log)
+    # tables over the seeds that every variant has finished
+    complete = [s for s in seeds if all((v, s) in finished for v in variants)]
+    if not complete:
+        raise DPVError("no seed has all its trainings finished; nothing to tabulate")
+    results = {"variants": {}, "flops": None, "seeds": complete}
+    for s in complete:
+        for v in variants:
+            collect(results, v, variants[v], finished[(v, s)])
+    loss_md = tables(results)
+    comb_md, comb = combiner_table([run_dir(out, BASELINE, s) for s in complete])
+    pol_md = policy_table(policies) if policies else "No policy evaluation yet.\n"
+    atomic_write_bytes(out / "losses.md", loss_md.encode())
+    atomic_write_bytes(out / "combiners.md", comb_md.encode())
+    atomic_write_bytes(out / "policies.md", pol_md.encode())
+    plot_losses(out / "losses.png", results)
+    wall = {f"{v}/seed{s}": r["wall_s"] for (v, s), r in finished.items()}
+    study = {"seeds": complete, "variants": variants, "losses": results, "combiners": comb,
+             "policy_seeds": sorted(policies), "training_wall_s": wall,
+             "this_call_wall_s": time.perf_counter() - t0}
+    atomic_write_bytes(out / "study.json", json.dumps(study, indent=1).encode())
+    return study
+
+
+def evaluate_policies(out: Path, run_path: Path, seed: int, points: int, log) -> dict:
+    where = out / "policies" / f"seed{seed}"
+    if (where / "summary.json").is_file():
+        return json.loads((where / "summary.json").read_text())
+    t0 = time.perf_counter()
+    val, test = load_trace(run_path / "val.npz"), load_trace(run_path / "test.npz")
+    budgets = np.linspace(val.flops[0], val.flops[-1], points)
+    summary = evaluate(val, test, where, budgets, progress=False)
+    summary["wall_s"] = time.perf_counter() - t0
+    atomic_write_bytes(where / "summary.json", json.dumps(summary, indent=1).encode())
+    log(f"    policies on seed {seed}: EERO within budget {summary['eero_within_budget']} "
+        f"({summary['wall_s']:.0f} s)")
+    return summary
+
+
+@cli_main
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m eexit_vision.fashion_study", description=__doc__.splitlines()[0])
+    ap.add_argument("--out", required=True, type=Path)
+    ap.add_argument("--config", default=str(DEFAULT_CONFIG))
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
+    ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                    help="override applied to every training (e.g. train.epochs=1 for a smoke run)")
+    ap.add_argument("--points", type=int, default=12, help="budgets in the policy sweep")
+    ap.add_argument("--no-train", action="store_true",
+                    help="train nothing: tabulate (and evaluate policies on) the finished trainings")
+    ap.add_argument("--skip-policies", action="store_true",
+                    help="train and tabulate only; the policy evaluation waits for a later call")
+    args = ap.parse_args(argv)
+    if args.seeds < 1:
+        raise DPVError(f"--seeds must be >= 1, got {args.seeds}")
+    if BASELINE not in args.variants:
+        raise DPVError(f"--variants must include {BASELINE}: the paired differences and policies need it")
+    if args.points < 2:
+        raise DPVError(f"--points must be >= 2, got {args.points}")
+    study = run(args.out, args.config, list(range(args.seeds)), {v: VARIANTS[v] for v in args.variants},
+                args.set, args.points, train_missing=not args.no_train,
+                policies_too=not args.skip_policies)
+    for f in ("losses.md", "combiners.md", "policies.md"):
+        print((args.out / f).read_text())
+    print(f"trainings finished: {len(study['training_wall_s'])}, their wall time "
+          f"{sum(study['training_wall_s'].values()) / 60:.1f} min; this call {study['this_call_wall_s'] / 60:.1f} min")
+    print(f"plots: {args.out / 'losses.png'}, {args.out}/policies/seed*/budget_curves.png")
+
+
+if __name__ == "__main__":
+    main()
