@@ -6,6 +6,10 @@
   python -m eexit_vision.studies ttamer --out DIR   T-Tamer app. D.3: if-stop matrices of the
       recall DP for loss sequences drawn from several laws on [0, 1] (cost 0.1 per ramp), and
       the recall policy against the no-recall threshold rule (exact expectations).
+  python -m eexit_vision.studies eero-budget --out DIR   EERO's budget on held-out data:
+      6 seeds x 8 budgets on synthetic traces, calibrated on the unlabelled test batch it serves
+      (average FLOPs never above the budget) and on the validation split (every overrun listed,
+      against the DKW bound of eexit_vision.policies.eero).
 
 Also `synthetic_trace`, a cheap multi-exit trace (deeper exits more accurate) for tests and demos.
 """
@@ -22,6 +26,8 @@ import numpy as np
 from scipy import stats
 
 from dpv.errors import DPVError, cli_main
+from eexit_vision.policies.eero import EERO
+from eexit_vision.policies.offline import evaluate_policy
 from eexit_vision.policies.ttamer import LossChain, solve_no_recall, solve_recall, threshold_loss
 from eexit_vision.traces import Trace
 
@@ -294,6 +300,29 @@ def plot_if_stop(out: Path, grid: np.ndarray, matrices: dict, num_ramps: int) ->
     plt.close(fig)
 
 
+# ---------------------------------------------------------------- EERO's budget on held-out data
+
+def eero_budget_sweep(seeds: int = 6, points: int = 8, n: int = 1500, delta: float = 0.05) -> list[dict]:
+    """EERO fitted on a validation trace, served a test trace of the same model, per seed and
+    budget (from exit 0's FLOPs to the last exit's), with its CDFs from the test batch itself
+    ("test") or from validation ("val"). `bound` is `EERO.budget_bound` for that calibration."""
+    rows = []
+    for seed in range(seeds):
+        model = f"synthetic-eero-{seed}"
+        val = synthetic_trace(2 * seed, n, model_id=model, split="val")
+        test = synthetic_trace(2 * seed + 1, n, model_id=model, split="test")
+        for b in np.linspace(val.flops[0], val.flops[-1], points):
+            for calib in ("test", "val"):
+                pol = EERO.fit(val, float(b), test.logits if calib == "test" else None)
+                spent = evaluate_policy(pol, test).avg_flops
+                bound = pol.budget_bound(val.flops, n, None if calib == "test" else test.size, delta)
+                rows.append(dict(seed=seed, budget=float(b), calibration=calib, planned=pol.planned_flops(val.flops),
+                                 test_avg_flops=spent, overrun=max(0.0, spent - float(b)),
+                                 relative_overrun=max(0.0, spent / float(b) - 1.0), bound=bound,
+                                 within_bound=bool(spent <= bound)))
+    return rows
+
+
 # ---------------------------------------------------------------- output
 
 def write_table(stem: Path, rows: list[dict]) -> None:
@@ -313,7 +342,7 @@ def write_table(stem: Path, rows: list[dict]) -> None:
 @cli_main
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m eexit_vision.studies", description=__doc__.split("\n\n")[0])
-    ap.add_argument("study", choices=("bayes", "ttamer"))
+    ap.add_argument("study", choices=("bayes", "ttamer", "eero-budget"))
     ap.add_argument("--out", required=True, type=Path)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--trials", type=int, default=2000, help="bayes: simulated test samples per setting")
@@ -324,6 +353,19 @@ def main(argv: list[str] | None = None) -> None:
     if args.study == "bayes":
         rows = run_bayes_study(args.out, trials=args.trials, seed=args.seed)
         print(f"bayes study: {len(rows)} rows -> {args.out}/bayes_study.md and bayes_fig*.png")
+    elif args.study == "eero-budget":
+        rows = eero_budget_sweep()
+        write_table(args.out / "eero_budget", rows)
+        for calib in ("test", "val"):
+            sel = [r for r in rows if r["calibration"] == calib]
+            over = [r for r in sel if r["overrun"] > 0]
+            print(f"EERO calibrated on {calib}: {len(over)} of {len(sel)} points over budget, max relative "
+                  f"overrun {max(r['relative_overrun'] for r in sel):.6f}, all within the stated bound: "
+                  f"{all(r['within_bound'] for r in sel)}")
+            for r in over:
+                print(f"  seed {r['seed']} budget {r['budget']:.0f}: spent {r['test_avg_flops']:.0f} "
+                      f"(+{r['relative_overrun']:.4%}), bound {r['bound']:.0f}")
+        print(f"-> {args.out}/eero_budget.md")
     else:
         rows = run_ttamer_study(args.out, seed=args.seed)
         for r in rows:

@@ -28,7 +28,15 @@ def test_evaluate_writes_tables_plots_and_eero_stays_in_budget(trace_files, tmp_
               "budget_curves.png", "eero_budget.png", "summary.json"):
         assert (tmp_path / f).stat().st_size > 0, f
     s = json.loads((tmp_path / "summary.json").read_text())
-    assert s["eero_within_budget"]
+    assert s["eero_within_budget"] and s["eero_max_relative_excess"] <= 0  # no slack
+    for p in s["policies"]["EERO"]:
+        assert p["test_avg_flops"] <= p["budget"]
+    v = s["eero_validation_cdfs"]
+    assert v["within_stated_bound"] and v["delta"] == 0.05
+    assert len(s["policies"]["EERO (validation CDFs)"]) == 5
+    rows = [r for r in json.loads((tmp_path / "budget_curves.json").read_text())
+            if r["policy"] == "EERO (validation CDFs)"]
+    assert [o["budget"] for o in v["overruns"]] == [r["budget"] for r in rows if r["test_avg_flops"] > r["budget"]]
     assert {"EERO", "MSDNet thresholds", "entropy", "T-Tamer (recall)", "ASTI look-then-leap", "patience",
             "static exit", "confidence (no-recall threshold)"} <= set(s["policies"])
     assert len(s["policies"]["EERO"]) == 5

@@ -10,6 +10,19 @@ Calibration (`fit`):
      (eq. 9), which makes early heads classify slightly more, so the budget holds on new data;
   4. per head, the empirical CDF F^l of the score on an unlabelled calibration set D_N.
 Inference: stop at head l when F^l(s^l(x)) >= 1 - eps~_seq^l; the last head takes the rest.
+
+The budget on the data served (`budget_bound`):
+  * calibrated on the unlabelled scores of the very batch it serves (EERO's setting, `calib_logits`
+    = that batch), the batch's average FLOPs never exceed sum_l eps^l B^l <= budget: at head l at
+    least a share eps~_seq^l >= sum_{j<=l} eps^j of the batch has F^l >= 1 - eps~_seq^l (an
+    empirical quantile of the batch itself), so at least that share has stopped by head l, and
+    cost = B^M - sum_l (B^{l+1} - B^l) * share stopped by l;
+  * calibrated on another sample (validation) of N from the same law, served a batch of n: by the
+    DKW inequality (Massart's constant) on both samples and a union bound over the M-1 auxiliary
+    heads, with probability >= 1 - delta the share stopped by head l falls short of
+    sum_{j<=l} eps^j by at most (t - C_l/sqrt(N))^+, t = sqrt(log(4(M-1)/delta)/2N) +
+    sqrt(log(4(M-1)/delta)/2n), so average FLOPs <= sum_l eps^l B^l + sum_l (B^{l+1} - B^l)
+    * min(sum_{j<=l} eps^j, (t - C_l/sqrt(N))^+).
 """
 from __future__ import annotations
 
@@ -20,7 +33,7 @@ from scipy.optimize import brentq
 from scipy.special import logsumexp
 
 from dpv.errors import DPVError
-from dpv.exits import ExitContext
+from dpv.exits import ExitContext, ExitPolicy
 from eexit_vision.policies.offline import check_budget
 from eexit_vision.policies.scores import score, tie_break
 from eexit_vision.traces import Trace
@@ -49,6 +62,8 @@ def exit_rates(risks: np.ndarray, costs: np.ndarray, budget: float, beta: float)
         if hi > 1e12:  # budget at the cheapest head: all mass there
             return np.eye(len(b))[0], np.inf
     mu = brentq(excess, 0.0, hi, xtol=1e-14, rtol=1e-12)
+    while excess(mu) > 0:  # brentq's root may sit a hair on the wrong side: keep the plan within budget
+        mu = min(hi, mu + max(abs(mu) * 1e-12, 1e-14))
     return rates(mu), mu / scale
 
 
@@ -59,7 +74,7 @@ def sequential_rates(eps: np.ndarray, n_calib: int, c: float | None) -> np.ndarr
 
 
 @dataclass(frozen=True)
-class EERO:
+class EERO(ExitPolicy):
     """The calibrated EERO exit rule: sorted calibration scores per head and the rates."""
 
     calib_scores: tuple[np.ndarray, ...]  # per head (all but the last), sorted ascending
@@ -79,6 +94,28 @@ class EERO:
         sorted_s = self.calib_scores[k]
         cdf = np.searchsorted(sorted_s, s, side="right") / len(sorted_s)
         return cdf >= 1.0 - self.rates_seq[k]
+
+    def planned_flops(self, flops: np.ndarray) -> float:
+        """sum_l eps^l B^l: the average FLOPs the rates plan for (<= the budget they were fitted to)."""
+        return float(np.asarray(self.rates) @ np.asarray(flops, dtype=np.float64))
+
+    def budget_bound(self, flops: np.ndarray, n_calib: int, n_served: int | None = None,
+                     delta: float = 0.05) -> float:
+        """Average FLOPs per sample this rule can spend on a served batch (module docstring):
+        `n_served=None` means the batch is the calibration set itself (the exact plan bound);
+        otherwise the bound that holds with probability >= 1 - delta for an independent batch."""
+        b = np.asarray(flops, dtype=np.float64)
+        planned = self.planned_flops(b)
+        if n_served is None or len(self.rates_seq) == 0:
+            return planned
+        if not 0 < delta < 1:
+            raise DPVError(f"EERO: delta must be in (0, 1), got {delta}")
+        log_term = np.log(4 * len(self.rates_seq) / delta)
+        t = np.sqrt(log_term / (2 * n_calib)) + np.sqrt(log_term / (2 * n_served))
+        planned_share = np.cumsum(self.rates)[: len(self.rates_seq)]
+        correction = np.asarray(self.rates_seq) - planned_share  # C_l / sqrt(N) (less where clipped at 1)
+        shortfall = np.minimum(planned_share, np.maximum(t - correction, 0.0))
+        return planned + float(np.diff(b)[: len(shortfall)] @ shortfall)
 
     @classmethod
     def fit(cls, val: Trace, budget: float, calib_logits: np.ndarray | None = None, beta: float = 0.04,

@@ -2,8 +2,9 @@
 
 Exit shares follow a geometric law q_k ∝ p^k; p is solved so the expected cost
 sum_k q_k FLOPs_k meets the budget. Thresholds are then read off the validation trace exit by
-exit: among the samples still running, the q_k N most confident stop at exit k, the smallest
-of their confidences is threshold k; the last exit takes all.
+exit: among the samples still running, the ceil(q_k N) most confident stop at exit k, the
+smallest of their confidences is threshold k; the last exit takes all. The validation average
+FLOPs are then at most the budget (ties only stop more samples early); new data may differ.
 """
 from __future__ import annotations
 
@@ -12,14 +13,14 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import brentq
 
-from dpv.exits import ExitContext
+from dpv.exits import ExitContext, ExitPolicy
 from eexit_vision.policies.offline import check_budget
 from eexit_vision.policies.scores import score
 from eexit_vision.traces import Trace
 
 
 @dataclass(frozen=True)
-class PerExitThreshold:
+class PerExitThreshold(ExitPolicy):
     """Stop at exit k when the exit's score (max softmax by default) reaches thresholds[k]."""
 
     thresholds: tuple[float, ...]
@@ -55,7 +56,9 @@ def fit_msdnet(val: Trace, budget: float, score_name: str = "max_prob") -> PerEx
     thresholds = []
     for k in range(val.num_exits - 1):
         s = score(score_name, val.logits[k, active])
-        take = int(np.floor(q[k] * n + 1e-9))
+        # rounded up: at least the planned share has stopped by every exit, so the validation
+        # average stays within the budget (floor would overshoot it by up to one sample per exit)
+        take = int(np.ceil(q[k] * n - 1e-9))
         if take <= 0 or len(active) == 0:
             thresholds.append(np.inf)
             continue
