@@ -13,7 +13,7 @@ from dpv.errors import cli_main
 
 from eexit_vision.config import load_vision_config
 from eexit_vision.train import train
-from eexit_vision.trace import trace_checkpoint
+from eexit_vision.record_traces import trace_checkpoint
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "vision_digits.yaml"
 

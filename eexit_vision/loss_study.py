@@ -25,7 +25,7 @@ from eexit_vision.anytime import anytime_markdown
 from eexit_vision.checkpoints import load_classifier_payload
 from eexit_vision.config import load_vision_config
 from eexit_vision.datasets import Dataset, load_dataset
-from eexit_vision.trace import record_trace
+from eexit_vision.record_traces import record_trace
 from eexit_vision.traces import save_trace
 from eexit_vision.train import train
 

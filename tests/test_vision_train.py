@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from dpv.errors import CheckpointError
-from eexit_vision import anytime, trace as trace_job, train as train_job
+from eexit_vision import anytime, record_traces as trace_job, train as train_job
 from eexit_vision.checkpoints import load_classifier_payload
 from eexit_vision.config import load_vision_config
 from eexit_vision.datasets import write_tiny_cifar

@@ -1,4 +1,4 @@
-"""Trace job: `python -m eexit_vision.trace --checkpoint C --split val|test --out F.npz`.
+"""Record exit traces: `python -m eexit_vision.record_traces --checkpoint C --split val|test --out F.npz`.
 
 Runs a trained classifier over one split and records every exit's class logits, the labels
 and the cumulative FLOPs of stopping at each exit (staged forward: every earlier head was
@@ -45,7 +45,7 @@ def trace_checkpoint(checkpoint: str, split: str, out: str, data_root: str | Non
 
 @cli_main
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m eexit_vision.trace", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m eexit_vision.record_traces", description=__doc__.splitlines()[0])
     ap.add_argument("--checkpoint", required=True)
     ap.add_argument("--split", required=True, choices=SPLITS)
     ap.add_argument("--out", required=True, help="output .npz")
