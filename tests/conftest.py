@@ -25,7 +25,7 @@ def free_port() -> int:
 
 @pytest.fixture(scope="session")
 def ray_cluster():
-    """Address HOST:PORT of a 2-CPU Ray head started for this test session."""
+    """Address HOST:PORT of a Ray head for this session, advertising 4 CPUs whatever the machine has."""
     ray_bin = shutil.which("ray") or os.path.join(os.path.dirname(sys.executable), "ray")
     port = free_port()
     env = {**os.environ, **RAY_TEST_ENV}
