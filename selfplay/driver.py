@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import signal
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import ray
@@ -21,14 +22,66 @@ from dpv.nets import build_policy_value_net
 from selfplay.actors import EvalActor, SelfPlayActor
 from selfplay.anchors import anchor_name, missing_binary
 from selfplay.config import RunConfig
-from selfplay.gating import Tally, promote
+from selfplay.gating import promote
 from selfplay.learner import Learner, mean_metrics
 from selfplay.monitor import Monitor
 from selfplay.replay import ReplayBuffer
-from selfplay.rundir import RunDir
+from selfplay.rundir import Resumed, RunDir, RunState
 from selfplay.schedule import Counters, Limits, allowed_steps, selfplay_exit
 
 TRAIN_SLICE_S = 1.0  # longest stretch of training between two looks at the actors
+
+
+@dataclass(frozen=True)
+class MatchScore:
+    """Wins, losses and draws of one side, summed over the parts of a match that several
+    evaluation actors played (each part is a match result with .wins .losses .draws)."""
+
+    wins: int = 0
+    losses: int = 0
+    draws: int = 0
+
+    @classmethod
+    def total(cls, parts) -> "MatchScore":
+        return cls(sum(p.wins for p in parts), sum(p.losses for p in parts), sum(p.draws for p in parts))
+
+    @property
+    def games(self) -> int:
+        return self.wins + self.losses + self.draws
+
+    @property
+    def score(self) -> float:
+        """Wins + half the draws, over games; 0.5 with no games (as the match engine)."""
+        return (self.wins + 0.5 * self.draws) / self.games if self.games else 0.5
+
+    @property
+    def wld(self) -> str:
+        return f"{self.wins}-{self.losses}-{self.draws}"
+
+
+@dataclass
+class PendingGate:
+    """A gating match in flight; the candidate's weights wait here until it is scored."""
+
+    refs: list  # one Ray call per evaluation actor, each a part of the match
+    candidate: dict
+    version: int
+    step: int  # learner step the candidate was taken at
+
+
+@dataclass(frozen=True)
+class AnchorCall:
+    ref: object  # Ray ObjectRef of the match result
+    spec: str  # the anchor's player spec
+
+
+@dataclass
+class PendingAnchors:
+    """One round of anchor matches in flight, all for the same best network."""
+
+    calls: list[AnchorCall]
+    step: int
+    best_version: int
 
 
 class TrainingRun:
@@ -50,40 +103,46 @@ class TrainingRun:
         self.progress = progress
         self.stop_reason: str | None = None
         self._metrics: list = []  # learner step metrics not yet logged
+        self._best_ref = None  # the best weights in the object store (set when Ray is up)
+        self._gate: PendingGate | None = None
+        self._anchor_round: PendingAnchors | None = None
+        self._skipped: set[str] = set()  # anchors whose binary is missing (logged once)
         if cfg.train.variant == "multi_step" and limits.progress(self.counters) is None:
             raise ConfigError("train.variant multi_step switches the self-play exit over the run: "
                               "give it a length with --max-games, --max-steps or --hours")
 
     # ------------------------------------------------------------ state on disk
-    def restore(self) -> bool:
-        """Continue from the newest checkpoint in the run dir (False when there is none)."""
-        got = self.rd.latest()
+    def restore(self) -> Resumed | None:
+        """Continue from the newest intact checkpoint in the run dir (None when there is
+        none); damaged newer ones are moved aside, and best.pt is made to match."""
+        got = self.rd.resume(self.buffer.load)
         if got is None:
-            return False
+            return None
         st = got.state
         try:
-            self.learner.load_state_dict(st["learner"])
-            self._net_with(st["best_model"])
+            self.learner.load_state_dict(st.learner)
+            best_net = self._net_with(st.best_model)
         except (RuntimeError, KeyError, ValueError) as e:  # e.g. --force-config changed the net
             raise CheckpointError(f"checkpoint {got.path} does not fit this config's network "
                                   f"({str(e).splitlines()[0][:120]}); use another --run-dir") from None
-        self.best_weights = st["best_model"]
-        self.counters = Counters.from_dict(st["counters"])
-        self.buffer.load(got.replay_path)
-        if "rng" in st:
-            self.rng.bit_generator.state = st["rng"]
-        return True
+        self.best_weights = st.best_model
+        self.counters = st.counters
+        if st.rng is not None:
+            self.rng.bit_generator.state = st.rng
+        if got.set_aside or not self.rd.best_is_from(self.counters):
+            self.rd.write_best(best_net, self.cfg.game, self._best_extra())
+        return got
 
     def save(self) -> None:
+        state = RunState(self.counters, self.learner.state_dict(), self.best_weights,
+                         self.rng.bit_generator.state, self.cfg.to_dict())
+        self.rd.save(state, self.buffer, self._net_with(self.best_weights), self.cfg.game,
+                     self._best_extra())
+
+    def _best_extra(self) -> dict:
+        """What best.pt records beside the weights (best_is_from reads it back)."""
         c = self.counters
-        payload = {"counters": c.to_dict(), "learner": self.learner.state_dict(),
-                   "best_model": self.best_weights, "rng": self.rng.bit_generator.state,
-                   "config": self.cfg.to_dict()}
-        best_net = self._net_with(self.best_weights)
-        path = self.rd.save(payload, self.buffer, best_net, self.cfg.game,
-                            {"version": c.best_version, "step": c.best_step, "games": c.games})
-        self.rd.log(f"checkpoint {path.name}: games {c.games} steps {c.steps} "
-                    f"buffer {len(self.buffer)} best v{c.best_version}")
+        return {"version": c.best_version, "step": c.best_step, "games": c.games}
 
     def _net_with(self, weights):
         net = build_policy_value_net(self.cfg.net, self.game)
@@ -126,10 +185,9 @@ class TrainingRun:
     def _loop(self, pool: "_ActorPool", monitor: Monitor, interrupted: list) -> None:
         c, t = self.counters, self.cfg.train
         self._best_ref = ray.put(self.best_weights)
-        self._gate = None  # (refs, candidate weights, version, step) of the match in flight
-        self._anchor_round = None  # ([(ref, spec)], step, best version) in flight
-        self._skipped: set[str] = set()
+        self._gate, self._anchor_round = None, None  # matches of an earlier session are gone
         last_tick = last_save = time.monotonic()
+        saved = (c.games, c.steps)  # what the newest checkpoint holds
         while True:
             now = time.monotonic()
             c.seconds += now - last_tick
@@ -152,7 +210,9 @@ class TrainingRun:
             self._gating(pool, monitor)
             self._anchors(pool, monitor)
             if time.monotonic() - last_save >= t.checkpoint_seconds:
-                self.save()
+                if (c.games, c.steps) != saved:  # a checkpoint equal to the last one is noise
+                    self.save()
+                    saved = (c.games, c.steps)
                 monitor.flush()
                 last_save = time.monotonic()
             monitor.status(c, len(self.buffer), c.best_version, exit_index)
@@ -176,7 +236,7 @@ class TrainingRun:
         """Start an evaluation match when due; promote the candidate when it wins it.
         With gating off, the learner's weights simply become the self-play network."""
         c, g = self.counters, self.cfg.gating
-        since = c.steps - max(c.last_gate_step, self._gate[3] if self._gate else 0)
+        since = c.steps - max(c.last_gate_step, self._gate.step if self._gate else 0)
         if c.steps > 0 and since >= g.every_steps:
             if not g.enabled:
                 c.model_version += 1
@@ -186,24 +246,24 @@ class TrainingRun:
                 cand = self.learner.weights_cpu()
                 c.model_version += 1
                 refs = pool.gate(ray.put(cand), self._best_ref, c.model_version)
-                self._gate = (refs, cand, c.model_version, c.steps)
-        if self._gate is None or not pool.ready(self._gate[0]):
+                self._gate = PendingGate(refs, cand, c.model_version, c.steps)
+        gate = self._gate
+        if gate is None or not pool.ready(gate.refs):
             return
-        refs, cand, version, step = self._gate
         self._gate = None
-        tallies = pool.results(refs, self._note)
-        if tallies is None:
+        parts = pool.results(gate.refs, self._note)
+        if parts is None:
             return  # an actor died: the match comes due again
-        tally = sum(tallies, Tally())
-        promoted = promote(tally, g.threshold)
+        result = MatchScore.total(parts)
+        promoted = promote(result, g.threshold)
         c.gating_matches += 1
-        c.last_gate_step = step
+        c.last_gate_step = gate.step
         if promoted:
             c.gating_promotions += 1
-            self._set_best(cand, version, step)
-        monitor.gating(c.steps, tally, promoted, c.gating_promotions)
-        self._note(f"gating at step {step}: candidate v{version} scored {tally.score:.1%} "
-                   f"({tally.wins}-{tally.losses}-{tally.draws}) -> "
+            self._set_best(gate.candidate, gate.version, gate.step)
+        monitor.gating(c.steps, result, promoted, c.gating_promotions)
+        self._note(f"gating at step {gate.step}: candidate v{gate.version} scored {result.score:.1%} "
+                   f"({result.wld}) -> "
                    f"{'new best' if promoted else 'best stays v' + str(c.best_version)}")
 
     def _set_best(self, weights, version: int, step: int) -> None:
@@ -224,21 +284,23 @@ class TrainingRun:
                     self._skipped.add(spec)
                     self._note(f"anchor {spec} skipped: {exe} is not installed")
             if specs:
-                self._anchor_round = (pool.anchors(self._best_ref, specs, c.steps), c.steps, c.best_version)
+                calls = [AnchorCall(ref, spec) for ref, spec in pool.anchors(self._best_ref, specs, c.steps)]
+                self._anchor_round = PendingAnchors(calls, c.steps, c.best_version)
             else:
                 c.last_anchor_step = c.steps
-        if self._anchor_round is None or not pool.ready([r for r, _ in self._anchor_round[0]]):
+        rnd = self._anchor_round
+        if rnd is None or not pool.ready([a.ref for a in rnd.calls]):
             return
-        refs, step, version = self._anchor_round
         self._anchor_round = None
-        tallies = pool.results([r for r, _ in refs], self._note)
-        if tallies is None:
+        results = pool.results([a.ref for a in rnd.calls], self._note)
+        if results is None:
             return
-        c.last_anchor_step = step
-        for tally, (_, spec) in zip(tallies, refs):
-            monitor.anchor(step, anchor_name(spec), tally)
-            self._note(f"anchor at step {step}: best v{version} vs {spec}: "
-                       f"{tally.score:.1%} ({tally.wins}-{tally.losses}-{tally.draws})")
+        c.last_anchor_step = rnd.step
+        for res, call in zip(results, rnd.calls):
+            score = MatchScore.total([res])
+            monitor.anchor(rnd.step, anchor_name(call.spec), score)
+            self._note(f"anchor at step {rnd.step}: best v{rnd.best_version} vs {call.spec}: "
+                       f"{score.score:.1%} ({score.wld})")
 
     def _allowed(self) -> int:
         t = self.cfg.train
@@ -259,9 +321,12 @@ class _ActorPool:
         self.selfplay: list = []
         self.evals: list = []
         self.inflight: dict = {}  # ref -> actor index
-        self.pending: list[int] = []
-        self.sent_version: list[int] = []
+        self.pending: list[int] = []  # calls queued per self-play actor
+        self.sent_version: list[int] = []  # weights version each self-play actor holds
         self._next_eval = 0
+        self._gpu = 0.0  # GPU share of each self-play actor (set by start, once Ray is up)
+        self._seed0 = cfg.train.seed * 1_000_003 + session * 1009  # a resumed run plays new games
+        self._spawned = 0  # replacement actors started (each gets a fresh seed)
 
     def _gpu_share(self) -> float:
         if self.cfg.selfplay.device != "auto":
@@ -282,8 +347,6 @@ class _ActorPool:
     def start(self) -> None:
         sp = self.cfg.selfplay
         self._gpu = self._gpu_share()
-        self._seed0 = self.cfg.train.seed * 1_000_003 + self.session * 1009  # a resumed run plays new games
-        self._spawned = 0
         self.selfplay = [self._new_selfplay(self._seed0 + i) for i in range(sp.actors)]
         self.evals = [self._new_eval() for _ in range(self.cfg.ray.eval_actors)]
         self.pending = [0] * sp.actors

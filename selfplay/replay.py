@@ -19,6 +19,14 @@ from dpv.errors import CheckpointError
 BUFFER_FORMAT = 1
 
 
+class CorruptReplay(CheckpointError):
+    """A replay file that is torn or not a buffer at all (the run dir heals around it)."""
+
+    def __init__(self, path, reason: str):
+        super().__init__(f"replay buffer {path} is corrupt ({reason})")
+        self.reason = reason
+
+
 @dataclass
 class SelfPlayGame:
     """One finished self-play game, as the learner needs it."""
@@ -134,7 +142,7 @@ class ReplayBuffer:
         except FileNotFoundError:
             raise CheckpointError(f"replay buffer not found: {path}") from None
         except Exception as e:  # zip/pickle/key errors from a torn or foreign file
-            raise CheckpointError(f"replay buffer {path} is corrupt ({type(e).__name__})") from None
+            raise CorruptReplay(path, type(e).__name__) from None
         if planes.shape[1:] != self.obs_shape or policies.shape[1:] != (self.num_actions,):
             raise CheckpointError(f"replay buffer {path} holds positions of shape {planes.shape[1:]}, "
                                   f"this run's game has {self.obs_shape}")

@@ -13,7 +13,7 @@ from selfplay.config import CONFIG_DIR, load_run_config
 from selfplay.learner import Learner
 from selfplay.losses import deep_supervision_loss, exit_weights
 from selfplay.replay import SelfPlayGame, ReplayBuffer
-from selfplay.rundir import RunDir
+from selfplay.rundir import RunDir, RunState
 from selfplay.schedule import Counters, Limits, allowed_steps, selfplay_exit
 
 
@@ -250,25 +250,28 @@ def test_run_dir_save_keeps_state_and_buffer_together(tmp_path):
     learner = Learner(cfg, game, "cpu")
     buf = ReplayBuffer(40, game.observation_shape, game.num_actions, game)
     rng = np.random.default_rng(9)
-    for i in range(4):
+    for i in range(5):
         buf.add_game(random_game(game, rng))
-        payload = {"counters": Counters(games=i + 1).to_dict(), "learner": learner.state_dict(),
-                   "best_model": learner.weights_cpu()}
-        rd.save(payload, buf, learner.net, cfg.game, {})
+        state = RunState(Counters(games=i + 1), learner.state_dict(), learner.weights_cpu())
+        rd.save(state, buf, learner.net, cfg.game, {})
     states = rd.states()
-    assert [i for i, _ in states] == [3, 4]  # older ones pruned
-    assert sorted(p.name for p in rd.replay_dir.iterdir()) == ["replay-00000003.npz", "replay-00000004.npz"]
-    got = rd.latest()
-    assert got.state["counters"]["games"] == 4 and got.replay_path.name == "replay-00000004.npz"
+    assert [i for i, _ in states] == [3, 4, 5]  # older ones pruned
+    assert sorted(p.name for p in rd.replay_dir.iterdir()) == [
+        "replay-00000003.npz", "replay-00000004.npz", "replay-00000005.npz"]
+    loaded = ReplayBuffer(40, game.observation_shape, game.num_actions, game)
+    got = rd.resume(loaded.load)
+    assert got.state.counters.games == 5 and got.replay_path.name == "replay-00000005.npz"
+    assert len(loaded) == len(buf) and got.set_aside == []
     assert rd.best_path.is_file()
 
 
-def test_run_dir_corrupt_state_is_one_clear_error(tmp_path):
+def test_run_dir_with_only_corrupt_states_is_refused_and_left_alone(tmp_path):
     rd = RunDir(tmp_path)
     rd.ckpt_dir.mkdir(parents=True)
     (rd.ckpt_dir / "state-00000001.pt").write_bytes(b"\x00garbage")
-    with pytest.raises(CheckpointError, match="state-00000001.pt is corrupt"):
-        rd.latest()
+    with pytest.raises(CheckpointError, match=r"no intact checkpoint.*state-00000001.pt: is corrupt"):
+        rd.resume(lambda path: None)
+    assert [p.name for p in rd.ckpt_dir.iterdir()] == ["state-00000001.pt"]
 
 
 def test_bad_anchor_spec_is_refused_at_load():
@@ -293,8 +296,8 @@ def test_forced_config_with_another_network_is_one_clear_error(tmp_path):
     rd = RunDir(tmp_path)
     learner = Learner(cfg, game, "cpu")
     buf = ReplayBuffer(10, game.observation_shape, game.num_actions, game)
-    rd.save({"counters": Counters().to_dict(), "learner": learner.state_dict(),
-             "best_model": learner.weights_cpu()}, buf, learner.net, cfg.game, {})
+    rd.save(RunState(Counters(), learner.state_dict(), learner.weights_cpu()), buf, learner.net,
+            cfg.game, {})
     wider = tiny_cfg(**{"net.channels": 16})
     with pytest.raises(CheckpointError, match="does not fit this config's network"):
         TrainingRun(wider, rd, Limits()).restore()

@@ -45,26 +45,27 @@ def start(args):
 
 
 def wait_for_state(rd: RunDir, proc, ok, timeout=180):
-    """Poll the run dir until its newest checkpoint satisfies `ok(state)`."""
+    """Poll the run dir until its newest checkpoint satisfies `ok(counters)`; returns
+    (path, RunState)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             pytest.fail(f"run exited early ({proc.returncode}): {proc.stderr.read()[-2000:]}")
         try:
-            got = rd.latest()
+            got = rd.newest_state()
         except Exception:  # a file being replaced as we look: look again
             got = None
-        if got is not None and ok(got.state):
+        if got is not None and ok(got[1].counters):
             return got
         time.sleep(0.5)
     proc.kill()
     pytest.fail("the run never reached the expected checkpoint")
 
 
-def buffer_rows(rd: RunDir, replay_path, cfg):
+def buffer_rows(rd: RunDir, state, cfg):
     game = make_game(cfg.game)
     buf = ReplayBuffer(cfg.replay.capacity, game.observation_shape, game.num_actions, game)
-    buf.load(replay_path)
+    buf.load(rd.replay_dir / state.replay_file)
     order = (buf.next - buf.size + np.arange(buf.size)) % buf.capacity
     return buf.planes[order], buf.values[order]
 
@@ -113,35 +114,33 @@ def test_sigkilled_run_resumes_with_its_counters_buffer_and_best_network(ray_clu
     rd = RunDir(tmp_path / "run")
     args = [*TINY, "--run-dir", str(rd.path), "--address", ray_cluster]
     proc = start(args)
-    got = wait_for_state(rd, proc, lambda s: s["counters"]["best_version"] >= 1
-                         and s["counters"]["steps"] > 0)
+    wait_for_state(rd, proc, lambda c: c.best_version >= 1 and c.steps > 0)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     # what survived: the newest checkpoint on disk (read again: one more may have landed)
-    got = rd.latest()
-    c1 = got.state["counters"]
+    _, st1 = rd.newest_state()
+    c1 = st1.counters
     cfg = load_run_config(rd.config_path)
-    planes1, values1 = buffer_rows(rd, got.replay_path, cfg)
-    best1 = got.state["best_model"]
+    planes1, values1 = buffer_rows(rd, st1, cfg)
 
-    res = cli([*args, "--max-games", str(c1["games"] + 24)], timeout=240)
+    res = cli([*args, "--max-games", str(c1.games + 24)], timeout=240)
     assert res.returncode == 0, res.stderr[-2000:]
-    assert (f"resuming {rd.path}: games {c1['games']}, steps {c1['steps']}, buffer {len(values1)}, "
-            f"best network v{c1['best_version']}") in res.stderr
-    got2 = rd.latest()
-    c2 = got2.state["counters"]
-    assert c2["sessions"] == 2
-    assert c2["games"] >= c1["games"] + 24 and c2["steps"] >= c1["steps"]
-    assert c2["positions"] > c1["positions"] and c2["model_version"] >= c1["model_version"]
-    assert c2["best_version"] >= c1["best_version"]
-    planes2, values2 = buffer_rows(rd, got2.replay_path, cfg)
+    assert (f"resuming {rd.path}: games {c1.games}, steps {c1.steps}, buffer {len(values1)}, "
+            f"best network v{c1.best_version}") in res.stderr
+    _, st2 = rd.newest_state()
+    c2 = st2.counters
+    assert c2.sessions == 2
+    assert c2.games >= c1.games + 24 and c2.steps >= c1.steps
+    assert c2.positions > c1.positions and c2.model_version >= c1.model_version
+    assert c2.best_version >= c1.best_version
+    planes2, values2 = buffer_rows(rd, st2, cfg)
     n = len(values1)  # capacity is not reached: the old rows lead, the new ones follow
     assert len(values2) > n
     np.testing.assert_array_equal(planes2[:n], planes1)
     np.testing.assert_array_equal(values2[:n], values1)
-    if c2["best_version"] == c1["best_version"]:
-        for k, v in best1.items():
-            torch.testing.assert_close(got2.state["best_model"][k], v)
+    if c2.best_version == c1.best_version:
+        for k, v in st1.best_model.items():
+            torch.testing.assert_close(st2.best_model[k], v)
     # best.pt is a dpv checkpoint the arena and GTP engine load
     net, game_cfg = load_policy_value(rd.best_path, expect_game=cfg.game)
     assert game_cfg.name == "tic_tac_toe"
@@ -154,15 +153,13 @@ def test_ctrl_c_writes_a_checkpoint_and_exits_cleanly_embedded_ray(tmp_path):
     rd = RunDir(tmp_path / "run")
     proc = start([*TINY, "--run-dir", str(rd.path)])
     # wait for a finished gating match too, so its scalars must be in the event files
-    got = wait_for_state(rd, proc, lambda s: s["counters"]["steps"] >= 10
-                         and s["counters"].get("gating_matches", 0) >= 1)
-    before = got.path.name
+    before = wait_for_state(rd, proc, lambda c: c.steps >= 10 and c.gating_matches >= 1)[0].name
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=90)
     assert proc.returncode == 0, err[-2000:]
     assert "interrupted (Ctrl-C): checkpoint written" in err
-    after = rd.latest()
-    assert after.path.name > before  # a checkpoint written on the way out
+    after = rd.newest_state()[0]
+    assert after.name > before  # a checkpoint written on the way out
     assert "interrupted" in rd.log_path.read_text()
 
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
