@@ -136,3 +136,54 @@ def test_debian_fashion_mnist_has_the_standard_sizes_and_balanced_test_set():
     assert d.split("test").y.bincount().tolist() == [1000] * 10
     x = d.split("train").x
     assert abs(x.mean().item()) < 0.01 and abs(x.std().item() - 1) < 0.01  # normalised
+
+
+# ---------------------------------------------------------------- the study (tiny, fast settings)
+
+TINY = ["model.width=4", "train.epochs=2", "train.batch_size=32"]
+
+
+def _tiny_root(tmp_path) -> Path:
+    return write_tiny_fashion_mnist(tmp_path / "fm", train=80, test=24)
+
+
+def test_study_jobs_put_the_baselines_first_seed_first_then_whole_seeds():
+    from eexit_vision.fashion_study import jobs
+
+    assert jobs(["damping", "sum_ce"], [0, 1]) == [("sum_ce", 0), ("damping", 0), ("damping", 1), ("sum_ce", 1)]
+
+
+def test_finished_training_is_read_back_and_cut_off_one_resumes(tmp_path):
+    from eexit_vision.loss_study import train_once
+    from eexit_vision.train import train
+
+    over = [f"data.root={_tiny_root(tmp_path)}", *TINY]
+    run = tmp_path / "run"
+    cfg = load_vision_config(CONFIG, [*over, f"train.out={run}", "train.progress=false", "train.tensorboard=false"])
+    train(cfg, stop_after=1, log=lambda s: None)  # a study killed after its first epoch
+    first = train_once(str(CONFIG), over, run, traces=True)
+    assert first["resumed_from_epoch"] == 1 and (run / "val.npz").is_file() and (run / "test.npz").is_file()
+    stamp = (run / "last.pt").stat().st_mtime_ns
+    again = train_once(str(CONFIG), over, run, traces=True)
+    assert again == first and (run / "last.pt").stat().st_mtime_ns == stamp  # not retrained
+
+
+def test_study_cli_writes_loss_combiner_and_policy_tables(tmp_path):
+    root = _tiny_root(tmp_path)
+    out = tmp_path / "study"
+    cmd = [sys.executable, "-m", "eexit_vision.fashion_study", "--out", str(out), "--seeds", "2",
+           "--variants", "sum_ce", "damping", "--points", "3", "--set", f"data.root={root}"]
+    for o in TINY:
+        cmd += ["--set", o]
+    r = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    losses = (out / "losses.md").read_text()
+    assert "mean ± std over 2 seeds" in losses and "| damping |" in losses and "Paired difference" in losses
+    assert "| Bayes + CP |" in (out / "combiners.md").read_text()
+    policies = (out / "policies.md").read_text()
+    assert "EERO budget check" in policies and "| MSDNet thresholds |" in policies
+    for f in ("losses.png", "policies/seed0/budget_curves.png", "policies/seed1/budget_curves.png"):
+        assert (out / f).is_file()
+    # a second call trains nothing: every run is read back
+    r2 = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert r2.returncode == 0 and "training" not in r2.stdout.replace("trainings finished", "")
