@@ -23,9 +23,9 @@ debian = pytest.mark.skipif(not Path(DEBIAN_ROOT, FILES["train"][0] + ".gz").is_
                             reason=f"Fashion-MNIST not installed at {DEBIAN_ROOT} ({INSTALL_HINT})")
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess:
+def _cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "eexit_vision.train", *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=timeout)
 
 
 def test_parse_idx_reads_a_hand_built_file():
@@ -187,3 +187,17 @@ def test_study_cli_writes_loss_combiner_and_policy_tables(tmp_path):
     # a second call trains nothing: every run is read back
     r2 = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert r2.returncode == 0 and "training" not in r2.stdout.replace("trainings finished", "")
+
+
+@debian
+@pytest.mark.slow
+def test_reference_config_last_exit_reaches_90_percent_on_test(tmp_path):
+    """The issue's bar: the README command trains fashion_cnn (about 5 min on one CPU thread)."""
+    r = _cli("--config", str(CONFIG), "--set", f"train.out={tmp_path / 'run'}", "--set", "train.progress=false",
+             timeout=3600)
+    assert r.returncode == 0, r.stderr
+    import json
+
+    final = json.loads((tmp_path / "run" / "history.json").read_text())["final"]
+    assert len(final["test_acc"]) == 4 and final["test_acc"][-1] >= 0.90
+    assert "| 4 | 2.607e+07 | 1.000 |" in r.stdout  # each exit's FLOPs printed beside its accuracy
