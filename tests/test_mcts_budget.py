@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from dpv.config import GameConfig, MCTSConfig, NetConfig
 from dpv.errors import DPVError
@@ -100,8 +101,46 @@ def test_budget_mode_with_a_free_evaluator_is_a_clear_error(game):
         MCTS(game, MCTSConfig(exit_mode="dynamic", n_ref=10), UniformEvaluator())
 
 
-def test_exit_costs_read_from_the_evaluator(net):
+def torch_counted_costs(net):
+    """Per-exit FLOPs measured by torch's FlopCounterMode, not read from the net's table:
+    staged[k] = one row stopped at exit k by the staged forward (every earlier head included),
+    deepest = one row through forward_to(last exit)."""
+    staged = []
+    for k in range(net.num_exits):
+        with torch.no_grad(), FlopCounterMode(display=False) as c:
+            net.staged_forward(net.example_input(1), lambda j, out, rows, k=k: torch.full((len(rows),), j == k))
+        staged.append(c.get_total_flops())
+    with torch.no_grad(), FlopCounterMode(display=False) as c:
+        net.forward_to(net.example_input(1), net.num_exits - 1)
+    return np.asarray(staged, dtype=np.float64), float(c.get_total_flops())
+
+
+def test_exit_costs_read_from_the_evaluator_match_torch_counter(net):
     ev = make_evaluator(net, MCTSConfig(exit_mode="dynamic"))
     costs = ExitCosts.of(ev)
-    np.testing.assert_allclose(costs.per_exit, net.flops().staged_all())
-    assert costs.deepest == net.flops().fixed(2)
+    staged, deepest = torch_counted_costs(net)
+    np.testing.assert_array_equal(costs.per_exit, staged)
+    assert costs.deepest == deepest
+
+
+@pytest.mark.parametrize("mode, exit", [("fixed_budget", 0), ("dynamic", -1)])
+def test_search_flops_are_rows_evaluated_per_exit_times_torch_counted_cost(game, net, mode, exit):
+    """The FLOPs a search reports, against counts made outside the search: rows that reached
+    each head (forward hooks on the net) and the per-exit cost from FlopCounterMode."""
+    staged, deepest = torch_counted_costs(net)
+    reached = np.zeros(net.num_exits, dtype=np.int64)
+    hooks = [h.register_forward_hook(lambda m, args, out, k=k: reached.__setitem__(k, reached[k] + args[0].shape[0]))
+             for k, h in enumerate(net.heads)]
+    try:
+        results, _ = _run(game, net, n_ref=20, mode=mode, exit=exit, positions=2)
+    finally:
+        for h in hooks:
+            h.remove()
+    stopped_at = reached - np.append(reached[1:], 0)  # rows that reached head k but not head k + 1
+    assert sum(r.flops for r in results) == pytest.approx(float(stopped_at @ staged), rel=1e-12)
+    np.testing.assert_array_equal(sum(r.exit_histogram for r in results), stopped_at)
+    for r in results:
+        assert r.budget_flops == pytest.approx(20 * deepest, rel=1e-12)
+        assert r.flops <= r.budget_flops
+    if mode == "dynamic":
+        assert stopped_at[0] > 0 and stopped_at[-1] > 0  # both cheap and deep evaluations counted
