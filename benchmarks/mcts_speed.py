@@ -29,8 +29,8 @@ from open_spiel.python.algorithms import mcts as spiel_mcts
 
 from dpv.config import GameConfig, MCTSConfig, NetConfig, load_sections
 from dpv.errors import cli_main
-from dpv.evaluator import BatchedEvaluator
-from dpv.games import make_game
+from dpv.evaluator import TimedEvaluator
+from dpv.games.spiel import make_game
 from dpv.mcts import MCTS, UniformEvaluator, make_evaluator, run_searches
 from dpv.nets import build_policy_value_net
 
@@ -48,29 +48,10 @@ class ZeroSpielEvaluator(spiel_mcts.Evaluator):
         return [(a, 1.0 / len(legal)) for a in legal]
 
 
-class TimedEvaluator:
-    """Wraps an evaluator to time the network calls and count the rows."""
-
-    def __init__(self, inner):
-        self.inner = inner
-        self.seconds = 0.0
-        self.rows = 0
-        for name in ("num_exits", "exit_cost", "fixed_flops"):
-            if hasattr(inner, name):
-                setattr(self, name, getattr(inner, name))
-
-    def evaluate(self, planes, legal_mask, budget_fraction=None, max_exit=None):
-        t0 = time.perf_counter()
-        out = self.inner.evaluate(planes, legal_mask, budget_fraction, max_exit)
-        self.seconds += time.perf_counter() - t0
-        self.rows += len(legal_mask)
-        return out
-
-
 def random_position(game, moves: int, rng: np.random.Generator):
     state = game.new_state()
     for _ in range(moves):
-        legal = [a for a in state.legal_actions() if a != game.num_actions - 1]  # no passes
+        legal = [a for a in state.legal_actions() if a != game.pass_action]  # no passes
         state.apply(int(rng.choice(legal)))
     return state
 

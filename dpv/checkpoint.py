@@ -12,6 +12,8 @@ import torch
 
 from dpv.config import GameConfig, NetConfig, from_dict, to_dict
 from dpv.errors import CheckpointError, ConfigError
+from dpv.games.registry import board_sizes
+from dpv.nets.policy_value import build_policy_value_net
 
 FORMAT_VERSION = 1
 
@@ -77,8 +79,7 @@ def save_policy_value(path: str | Path, net, game_cfg: GameConfig, **extra: Any)
 def load_policy_value(path: str | Path, device: str | torch.device = "cpu",
                       expect_game: GameConfig | None = None):
     """Load a policy-value network; returns (net, game_cfg). Refuses another game/board size."""
-    from dpv.games import make_game
-    from dpv.nets import build_policy_value_net
+    from dpv.games.spiel import make_game  # OpenSpiel only for those who load a network
 
     payload = load_checkpoint(path, device)
     if payload.get("kind") != "policy_value":
@@ -91,7 +92,7 @@ def load_policy_value(path: str | Path, device: str | torch.device = "cpu",
     if expect_game is not None:
         if game_cfg.name != expect_game.name:
             raise CheckpointError(f"checkpoint {path} is for {game_cfg.name}, not {expect_game.name}")
-        if game_cfg.name == "go" and game_cfg.board_size != expect_game.board_size:
+        if board_sizes(game_cfg.name) is not None and game_cfg.board_size != expect_game.board_size:
             raise CheckpointError(
                 f"board size mismatch: checkpoint {path} is for {game_cfg.board_size}x{game_cfg.board_size}, "
                 f"but {expect_game.board_size}x{expect_game.board_size} was asked for")

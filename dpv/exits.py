@@ -2,19 +2,25 @@
 
 A policy sees, for the rows still running at exit k, the logits of exits 0..k (policy logits
 for a policy-value net, class logits for a classifier), the legal-move mask if any, and each
-row's budget fraction r; it returns which rows stop at k. Recall policies also `select` which
-computed exit answers (default: the one it stopped at). Policies work on numpy float32 so the
+row's budget fraction r; it returns which rows stop at k. Recall policies (`recall = True`)
+also `select` which computed exit answers (default: the one it stopped at). Policies work on numpy float32 so the
 same object gives the same decisions on a live forward and on a recorded trace.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol, runtime_checkable
+from typing import Any, Callable, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
 from dpv.errors import ConfigError
+from dpv.nets.multi_exit import MultiExitModel
+
+FloatArray = npt.NDArray[np.floating[Any]]
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
 
 
 @dataclass
@@ -56,15 +62,23 @@ def entropy(p: np.ndarray) -> np.ndarray:
 
 @runtime_checkable
 class ExitPolicy(Protocol):
-    def decide(self, ctx: ExitContext) -> np.ndarray: ...  # bool (B,): stop at ctx.exit_index
+    """Subclass it to take the defaults: a policy whose stopping exit answers for the row."""
 
+    # True when `select` may answer from an exit other than the one the row stopped at: the
+    # runners then keep every exit's logits for it
+    recall: ClassVar[bool] = False
 
-class RecallPolicy(ExitPolicy, Protocol):
-    def select(self, ctx: ExitContext) -> np.ndarray: ...  # int (B,): exit that answers
+    def decide(self, ctx: ExitContext) -> BoolArray:
+        """Which active rows stop at ctx.exit_index, bool (B,)."""
+        ...
+
+    def select(self, ctx: ExitContext) -> IntArray:
+        """For rows stopping at ctx.exit_index: the exit whose output answers, int (B,)."""
+        return np.full(ctx.batch, ctx.exit_index, dtype=np.int64)
 
 
 @dataclass(frozen=True)
-class FixedExit:
+class FixedExit(ExitPolicy):
     """Always stop at exit k (negative k counts from the deepest)."""
 
     k: int = -1
@@ -77,7 +91,7 @@ class FixedExit:
 
 
 @dataclass(frozen=True)
-class ConfidenceThreshold:
+class ConfidenceThreshold(ExitPolicy):
     """Stop when the max softmax probability (over legal moves) reaches tau."""
 
     tau: float
@@ -87,7 +101,7 @@ class ConfidenceThreshold:
 
 
 @dataclass(frozen=True)
-class DynamicThreshold:
+class DynamicThreshold(ExitPolicy):
     """DPV-MCTS (thesis eq. 6.4-6.6): stop when confidence >= tau0 + alpha * r.
 
     r grows as the search spends its budget, so late evaluations, whose values are the
@@ -104,7 +118,7 @@ class DynamicThreshold:
 
 
 @dataclass(frozen=True)
-class EntropyThreshold:
+class EntropyThreshold(ExitPolicy):
     """Stop when the entropy of the (legal) softmax is at most h."""
 
     h: float
@@ -114,7 +128,7 @@ class EntropyThreshold:
 
 
 @dataclass(frozen=True)
-class Patience:
+class Patience(ExitPolicy):
     """PABEE: stop once the argmax has been the same for `patience` consecutive exits."""
 
     patience: int
@@ -130,11 +144,8 @@ class Patience:
         return same
 
 
-def select_answer(policy: ExitPolicy, ctx: ExitContext) -> np.ndarray:
-    sel = getattr(policy, "select", None)
-    if sel is None:
-        return np.full(ctx.batch, ctx.exit_index, dtype=np.int64)
-    return np.asarray(sel(ctx), dtype=np.int64)
+def select_answer(policy: ExitPolicy, ctx: ExitContext) -> IntArray:
+    return np.asarray(policy.select(ctx), dtype=np.int64)
 
 
 @dataclass
@@ -184,8 +195,8 @@ class OnlineDecisions:
 
 
 def run_online(
-    net,
-    x,
+    net: MultiExitModel,
+    x: torch.Tensor,
     policy: ExitPolicy,
     logits_of: Callable[[Any], Any] = lambda out: out,
     legal_mask: np.ndarray | None = None,
@@ -203,7 +214,7 @@ def run_online(
     n = x.shape[0]
     num_exits = net.num_exits
     answer = np.full(n, num_exits - 1, dtype=np.int64)
-    recall = hasattr(policy, "select")
+    recall = policy.recall
     seen: list[np.ndarray] = []
     rows_at: list[np.ndarray] = []
     r_all = None if budget_fraction is None else np.asarray(budget_fraction)

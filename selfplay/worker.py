@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
+from typing import Sequence
 
 import numpy as np
 import torch
 
-from dpv.evaluator import BatchedEvaluator
+from dpv.config import MCTSConfig
+from dpv.evaluator import BatchedEvaluator, TimedEvaluator
 from dpv.exits import FixedExit
-from dpv.games import make_game
+from dpv.games.base import GameState
+from dpv.games.spiel import make_game
 from dpv.mcts import MCTS, run_searches, select_action, temperature_for_move
 from dpv.nets import build_policy_value_net
 from selfplay.config import RunConfig
@@ -23,28 +26,7 @@ from selfplay.replay import SelfPlayGame
 from selfplay.sysinfo import anon_rss_mb, rss_mb
 
 
-class TimedEvaluator:
-    """Wraps an evaluator to count rows, calls and seconds spent in the network."""
-
-    def __init__(self, inner):
-        self.inner = inner
-        self.seconds = 0.0
-        self.rows = 0
-        self.calls = 0
-
-    def __getattr__(self, name):  # num_exits, exit_cost, fixed_flops... for ExitCosts.of
-        return getattr(self.inner, name)
-
-    def evaluate(self, planes, legal_mask, budget_fraction=None, max_exit=None):
-        t0 = time.perf_counter()
-        out = self.inner.evaluate(planes, legal_mask, budget_fraction, max_exit)
-        self.seconds += time.perf_counter() - t0
-        self.rows += len(legal_mask)
-        self.calls += 1
-        return out
-
-
-class NoEarlyPass:
+class NoEarlyPass(GameState):
     """A state whose pass move is hidden before move `until` (unless it is the only move).
 
     An untrained Go net that passes early ends games before anything is learned, and a net
@@ -53,10 +35,15 @@ class NoEarlyPass:
 
     __slots__ = ("_s", "until", "pass_action")
 
-    def __init__(self, state, until: int, pass_action: int):
+    def __init__(self, state: GameState, until: int, pass_action: int):
         self._s = state
         self.until = until
         self.pass_action = pass_action
+
+    @property
+    def inner(self) -> GameState:
+        """The wrapped state, all moves visible (what the game scores)."""
+        return self._s
 
     def _hide(self, n_legal: int) -> bool:
         return self._s.move_number() < self.until and n_legal > 1
@@ -74,21 +61,36 @@ class NoEarlyPass:
     def is_legal(self, action: int) -> bool:
         return not self._s.is_terminal() and action in self.legal_actions()
 
-    def clone(self) -> "NoEarlyPass":
+    def clone(self) -> NoEarlyPass:
         return NoEarlyPass(self._s.clone(), self.until, self.pass_action)
 
-    def child(self, action: int) -> "NoEarlyPass":
-        """The state after `action` (search builds its children this way when it can)."""
-        make = getattr(self._s, "child", None)
-        if make is not None:
-            inner = make(action)
-        else:
-            inner = self._s.clone()
-            inner.apply(action)
-        return NoEarlyPass(inner, self.until, self.pass_action)
+    def child(self, action: int) -> NoEarlyPass:
+        return NoEarlyPass(self._s.child(action), self.until, self.pass_action)
 
-    def __getattr__(self, name):  # everything else is the wrapped state's
-        return getattr(self._s, name)
+    # the rest is the wrapped state's
+    def current_player(self) -> int:
+        return self._s.current_player()
+
+    def apply(self, action: int) -> None:
+        self._s.apply(action)
+
+    def is_terminal(self) -> bool:
+        return self._s.is_terminal()
+
+    def returns(self) -> Sequence[float]:
+        return self._s.returns()
+
+    def terminal_value(self) -> float:
+        return self._s.terminal_value()
+
+    def observation(self) -> np.ndarray:
+        return self._s.observation()
+
+    def history(self) -> list[int]:
+        return self._s.history()
+
+    def move_number(self) -> int:
+        return self._s.move_number()
 
 
 @dataclass
@@ -111,7 +113,7 @@ class SelfPlayReport:
 class _Slot:
     __slots__ = ("state", "search", "planes", "policies", "players", "simulations", "flops")
 
-    def __init__(self, state, search):
+    def __init__(self, state: GameState, search: MCTS):
         self.state = state
         self.search = search
         self.planes: list[np.ndarray] = []
@@ -130,18 +132,20 @@ class SelfPlayWorker:
         self.rng = np.random.default_rng(seed)
         self.version = -1
         self.exit = cfg.selfplay.exit % self.net.num_exits
-        self._build_evaluator()
+        self.evaluator, self.mcts_cfg = self._build_evaluator()
         self.slots = [self._new_slot() for _ in range(cfg.selfplay.concurrent_games)]
 
-    def _build_evaluator(self) -> None:
-        self.evaluator = TimedEvaluator(BatchedEvaluator(self.net, FixedExit(self.exit), self.device))
-        self.mcts_cfg = replace(self.cfg.mcts, exit_mode="fixed", exit=self.exit)
+    def _build_evaluator(self) -> tuple[TimedEvaluator, MCTSConfig]:
+        """The evaluator and search config of the current self-play exit."""
+        ev = TimedEvaluator(BatchedEvaluator(self.net, FixedExit(self.exit), self.device))
+        return ev, replace(self.cfg.mcts, exit_mode="fixed", exit=self.exit)
 
     def _new_slot(self) -> _Slot:
-        state = self.game.new_state()
+        state: GameState = self.game.new_state()
         until = self.cfg.selfplay.pass_after
-        if until and getattr(self.game, "has_pass", False):
-            state = NoEarlyPass(state, until, self.game.num_actions - 1)
+        pass_action = self.game.pass_action
+        if until and pass_action is not None:
+            state = NoEarlyPass(state, until, pass_action)
         return _Slot(state, self._new_search())
 
     def _new_search(self) -> MCTS:
@@ -163,7 +167,7 @@ class SelfPlayWorker:
         if k == self.exit:
             return
         self.exit = k
-        self._build_evaluator()
+        self.evaluator, self.mcts_cfg = self._build_evaluator()
         for s in self.slots:
             s.search = self._new_search()
 
@@ -203,7 +207,10 @@ class SelfPlayWorker:
         return report
 
     def _finish(self, slot: _Slot) -> SelfPlayGame:
-        returns = slot.state.returns()
-        values = np.array([returns[p] for p in slot.players], dtype=np.float32)
+        state = slot.state.inner if isinstance(slot.state, NoEarlyPass) else slot.state
+        winner = self.game.result(state).winner  # the one outcome the arena and GTP report too
+        # z: +1 on the winner's moves, -1 on the loser's, 0 throughout a draw
+        values = np.array([0.0 if winner is None else 1.0 if p == winner else -1.0
+                           for p in slot.players], dtype=np.float32)
         return SelfPlayGame(np.stack(slot.planes), np.stack(slot.policies), values,
                             exit_used=self.exit, simulations=slot.simulations, flops=slot.flops)

@@ -6,7 +6,7 @@ import pyspiel
 import pytest
 
 from dpv.config import GameConfig, MCTSConfig
-from dpv.evaluator import Evaluation
+from dpv.evaluator import Evaluation, Evaluator
 from dpv.games import make_game
 from dpv.mcts import (MCTS, RolloutEvaluator, Tree, UniformEvaluator, run_searches,
                       select_action, temperature_for_move)
@@ -15,10 +15,9 @@ from dpv.mcts.search import SearchResult
 TTT = GameConfig(name="tic_tac_toe")
 
 
-class ExactTicTacToe:
+class ExactTicTacToe(Evaluator):
     """Uniform prior, exact minimax value of the position for the player to move."""
 
-    num_exits = 1
     wants_states = True
     wants_planes = False
 
@@ -41,25 +40,23 @@ class ExactTicTacToe:
         return Evaluation(m / m.sum(1, keepdims=True), values, np.zeros(n, np.int64), np.zeros(n))
 
 
-class CountingEvaluator:
+class CountingEvaluator(Evaluator):
     """Uniform evaluator that records each call's batch size."""
 
-    num_exits = 1
 
     def __init__(self):
         self.calls = []
 
-    def evaluate(self, planes, legal_mask, budget_fraction=None, max_exit=None):
+    def evaluate(self, planes, legal_mask, budget_fraction=None, max_exit=None, states=None):
         self.calls.append(len(legal_mask))
         return UniformEvaluator().evaluate(planes, legal_mask)
 
 
-class SymmetricEvaluator:
+class SymmetricEvaluator(Evaluator):
     """A deterministic pseudo-random evaluator that is exactly symmetric: it evaluates the
     canonical orientation of the planes (smallest bytes among the symmetries) and maps the
     policy back, so symmetric positions get bit-identical, permuted answers."""
 
-    num_exits = 1
 
     def __init__(self, game):
         self.game = game
@@ -78,7 +75,7 @@ class SymmetricEvaluator:
         p = np.where(mask, np.exp(logits), 0.0)
         return p / p.sum(), np.tanh(rng.normal())
 
-    def evaluate(self, planes, legal_mask, budget_fraction=None, max_exit=None):
+    def evaluate(self, planes, legal_mask, budget_fraction=None, max_exit=None, states=None):
         out = [self._one(p, m) for p, m in zip(planes, legal_mask)]
         n = len(out)
         return Evaluation(np.stack([o[0] for o in out]), np.array([o[1] for o in out]),
@@ -133,10 +130,8 @@ def test_rollout_evaluator_finds_the_winning_or_blocking_move(history, best):
 def test_illegal_moves_never_get_prior_mass():
     game = make_game(TTT)
 
-    class Greedy:  # puts most of its mass on occupied squares
-        num_exits = 1
-
-        def evaluate(self, planes, legal_mask, budget_fraction=None, max_exit=None):
+    class Greedy(Evaluator):  # puts most of its mass on occupied squares
+        def evaluate(self, planes, legal_mask, budget_fraction=None, max_exit=None, states=None):
             n = len(legal_mask)
             p = np.where(legal_mask, 0.01, 1.0)
             return Evaluation(p, np.zeros(n), np.zeros(n, np.int64), np.zeros(n))

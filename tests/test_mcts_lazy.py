@@ -98,7 +98,7 @@ def test_lazy_history_on_tic_tac_toe_and_connect_four():
 
 
 from dpv.config import MCTSConfig  # noqa: E402
-from dpv.evaluator import Evaluation  # noqa: E402
+from dpv.evaluator import Evaluation, Evaluator  # noqa: E402
 from dpv.mcts import MCTS, RolloutEvaluator, UniformEvaluator  # noqa: E402
 
 
@@ -144,10 +144,8 @@ def test_uniform_without_legal_mask_searches_exactly_like_with_it(moves):
 def test_deferred_expansion_keeps_priors_and_survives_reuse():
     game = make_game(GameConfig(name="go", board_size=5))
 
-    class Skewed:  # prefers low action ids, puts mass on illegal moves too
-        num_exits = 1
-
-        def evaluate(self, planes, legal_mask, budget_fraction=None, max_exit=None):
+    class Skewed(Evaluator):  # prefers low action ids, puts mass on illegal moves too
+        def evaluate(self, planes, legal_mask, budget_fraction=None, max_exit=None, states=None):
             n, a = legal_mask.shape
             p = np.tile(np.linspace(2.0, 1.0, a), (n, 1))
             return Evaluation(p, np.full(n, 0.1), np.zeros(n, np.int64), np.zeros(n))

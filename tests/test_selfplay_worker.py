@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from dpv.games import make_game
+from dpv.play.records import BLACK, WHITE, GameRecord, MatchResult
 from selfplay.config import CONFIG_DIR, load_run_config
-from selfplay.gating import Tally, play_network_match, promote
+from selfplay.gating import play_network_match, promote
 from selfplay.learner import Learner
 from selfplay.worker import SelfPlayWorker
 
@@ -66,17 +67,24 @@ def test_identical_networks_score_exactly_half():
     so a network against itself wins exactly one game of each decisive pair."""
     cfg = ttt_cfg()
     weights = Learner(cfg, make_game(cfg.game), "cpu").weights_cpu()
-    tally = play_network_match(cfg.game, cfg.net, cfg.mcts, weights, weights, games=8,
-                               concurrent=3, seed=0)
-    assert tally.games == 8 and tally.wins == tally.losses
-    assert tally.score == pytest.approx(0.5)
-    assert not promote(tally, 0.55)
+    result = play_network_match(cfg.game, cfg.net, cfg.mcts, weights, weights, games=8,
+                                concurrent=3, seed=0)
+    assert result.games == 8 and result.wins == result.losses
+    assert result.score == pytest.approx(0.5)
+    assert not promote(result, 0.55)
+
+
+def _result(wins: int, losses: int) -> MatchResult:
+    """A's wins and losses as game records (A plays Black)."""
+    records = [GameRecord("a", "b", "tic_tac_toe", 3, 0.0, winner=w, a_colour=BLACK)
+               for w in [BLACK] * wins + [WHITE] * losses]
+    return MatchResult("a", "b", records)
 
 
 def test_promotion_needs_more_than_the_threshold():
-    assert promote(Tally(wins=12, losses=8), 0.55)  # 60%
-    assert not promote(Tally(wins=11, losses=9), 0.55)  # 55% is not more than 55%
-    assert not promote(Tally(), 0.0)
+    assert promote(_result(12, 8), 0.55)  # 60%
+    assert not promote(_result(11, 9), 0.55)  # 55% is not more than 55%
+    assert not promote(_result(0, 0), 0.0)
 
 
 def test_no_pass_in_self_play_before_pass_after():
@@ -84,7 +92,7 @@ def test_no_pass_in_self_play_before_pass_after():
                           ["game.board_size=5", "selfplay.concurrent_games=2", "mcts.simulations=8",
                            "selfplay.pass_after=6", "net.blocks=1", "net.exits=[1]", "net.channels=8"])
     w = SelfPlayWorker(cfg, seed=4)
-    pass_action = w.game.num_actions - 1
+    pass_action = w.game.pass_action
     report = w.play(moves=8)
     for slot in w.slots:  # games still running: their first 6 moves hold no pass
         assert pass_action not in slot.state.history()[:6]
@@ -92,3 +100,17 @@ def test_no_pass_in_self_play_before_pass_after():
     assert report.moves == 16
     state = w.slots[0].state
     assert state.clone().legal_mask().sum() == len(state.clone().legal_actions())
+
+
+def test_value_targets_come_from_the_game_result_also_behind_the_pass_filter():
+    cfg = load_run_config(CONFIG_DIR / "go9.yaml",
+                          ["game.board_size=5", "selfplay.concurrent_games=1", "mcts.simulations=2",
+                           "selfplay.pass_after=2", "net.blocks=1", "net.exits=[1]", "net.channels=8",
+                           "game.max_game_length=6"])
+    w = SelfPlayWorker(cfg, seed=0)
+    report = w.play(moves=6)  # the 6-move limit ends the one game
+    (g,) = report.games
+    players = [0, 1, 0, 1, 0, 1]
+    assert g.values.tolist() != [0.0] * 6  # 6 stones on 25 points: komi 7.5 decides, no draw
+    winner = 0 if g.values[0] > 0 else 1
+    assert g.values.tolist() == [1.0 if p == winner else -1.0 for p in players]

@@ -8,16 +8,18 @@ Reward: +1 / -1 / 0 for the agent at the end of the game.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Union
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
 from dpv.config import GameConfig, from_dict
-from dpv.games import make_game
+from dpv.games.base import GameState
+from dpv.games.spiel import make_game
+from dpv.players.base import Player
 
-Opponent = Callable[[Any], int]
+Opponent = Union[Callable[[GameState], int], Player]
 
 
 def pettingzoo_layout(planes: np.ndarray) -> np.ndarray:
@@ -37,7 +39,9 @@ class GoEnv(gym.Env):
             raise ValueError(f"agent_color must be 'black' or 'white', got {agent_color!r}")
         self.game = make_game(self.game_cfg)
         self.agent = 0 if agent_color == "black" else 1
-        self._opponent = opponent
+        # a Player is asked through its protocol; any other opponent is a plain callable
+        self._opponent: Callable[[GameState], int] | None = (
+            opponent.select_move if isinstance(opponent, Player) else opponent)
         self.render_mode = render_mode
         self.observation_space = spaces.Box(0.0, 1.0, self.game.observation_shape, dtype=np.float32)
         self.action_space = spaces.Discrete(self.game.num_actions)
@@ -46,8 +50,7 @@ class GoEnv(gym.Env):
     def _opponent_move(self) -> int:
         if self._opponent is None:
             return int(self.np_random.choice(self.state.legal_actions()))
-        select = getattr(self._opponent, "select_move", self._opponent)
-        return int(select(self.state))
+        return int(self._opponent(self.state))
 
     def _play_opponent(self) -> None:
         while not self.state.is_terminal() and self.state.current_player() != self.agent:

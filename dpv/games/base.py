@@ -11,9 +11,10 @@ This module imports no OpenSpiel: search and tests with a ten-line fake game imp
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, Sequence, runtime_checkable
 
 import numpy as np
+import numpy.typing as npt
 
 FIRST, SECOND = 0, 1  # player indices: Black and White in Go, X and O in tic-tac-toe
 
@@ -39,16 +40,43 @@ class GameOutcome:
 
 @runtime_checkable
 class GameState(Protocol):
+    """One position. The members with a body are optional capabilities: a state that
+    subclasses this protocol takes their plain defaults, an adapter overrides them when it
+    can do better (one-step child positions, playouts on the engine's own state)."""
+
+    __slots__ = ()  # so an adapter's state keeps its own __slots__
+
     def current_player(self) -> int: ...
     def legal_actions(self) -> list[int]: ...
-    def legal_mask(self) -> np.ndarray: ...  # bool (num_actions,)
+    def legal_mask(self) -> npt.NDArray[np.bool_]: ...  # (num_actions,)
     def apply(self, action: int) -> None: ...
     def clone(self) -> GameState: ...
     def is_terminal(self) -> bool: ...
     def returns(self) -> Sequence[float]: ...  # per player, at a terminal state
     def terminal_value(self) -> float: ...  # return of current_player() at a terminal state
-    def observation(self) -> np.ndarray: ...  # float32 (C, H, W), from the player to move
+    def observation(self) -> npt.NDArray[np.float32]: ...  # (C, H, W), from the player to move
     def history(self) -> list[int]: ...  # actions applied since the initial state
+
+    def child(self, action: int) -> GameState:
+        """The state after `action`, this one unchanged (what search does per new node)."""
+        state = self.clone()
+        state.apply(action)
+        return state
+
+    def is_legal(self, action: int) -> bool:
+        return not self.is_terminal() and action in self.legal_actions()
+
+    def move_number(self) -> int:
+        """Moves played since the initial state."""
+        return len(self.history())
+
+    def playout(self, rng: np.random.Generator) -> Sequence[float]:
+        """Returns per player at the end of uniformly random play from here (rollouts)."""
+        state = self.clone()
+        while not state.is_terminal():
+            legal = state.legal_actions()
+            state.apply(legal[int(rng.integers(len(legal)))])
+        return state.returns()
 
 
 @runtime_checkable
@@ -60,8 +88,8 @@ class Game(Protocol):
     pass_action: int | None  # None where the game has no pass
 
     def new_state(self) -> GameState: ...
-    def transform_planes(self, planes: np.ndarray, sym: int) -> np.ndarray: ...
-    def transform_policy(self, policy: np.ndarray, sym: int) -> np.ndarray: ...
+    def transform_planes(self, planes: npt.NDArray[Any], sym: int) -> npt.NDArray[Any]: ...
+    def transform_policy(self, policy: npt.NDArray[Any], sym: int) -> npt.NDArray[Any]: ...
     def action_to_string(self, action: int) -> str: ...
 
     def result(self, state: GameState) -> GameOutcome:

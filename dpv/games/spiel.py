@@ -15,8 +15,8 @@ from open_spiel.python.observation import make_observation
 
 from dpv.config import GameConfig
 from dpv.errors import ConfigError
-from dpv.games import symmetry
-from dpv.games.base import FIRST, SECOND, GameOutcome
+import dpv.games.symmetry as symmetry
+from dpv.games.base import FIRST, SECOND, GameOutcome, GameState
 from dpv.games.coords import action_to_vertex
 from dpv.games.scoring import final_result
 
@@ -37,7 +37,7 @@ class _Position:
         self.spiel = spiel
 
 
-class SpielState:
+class SpielState(GameState):
     """One position. Keeps the last `history` positions itself (pyspiel gives only the
     current one); their boards are built lazily, when `observation()` asks for them."""
 
@@ -112,6 +112,15 @@ class SpielState:
     def history(self) -> list[int]:
         return list(self._s.history())  # every state starts at pyspiel's initial state
 
+    def playout(self, rng: np.random.Generator) -> list[float]:
+        """Random play on a clone of the pyspiel state: no planes, no history bookkeeping."""
+        s = self._s.clone()
+        rand = rng.random
+        while not s.is_terminal():
+            legal = s.legal_actions()
+            s.apply_action(legal[int(rand() * len(legal))])
+        return s.returns()
+
     # --- extras
     @property
     def spiel_state(self):
@@ -184,9 +193,10 @@ class SpielGame:
     def _tensor(self, s) -> np.ndarray:
         """s.observation_tensor(0) as an array, read through a pyspiel observer's buffer
         (one per thread): no Python list of floats in between, ~1 us instead of ~8."""
-        obs = getattr(self._local, "obs", None)
+        local = vars(self._local)  # this thread's own attributes
+        obs = local.get("obs")
         if obs is None:
-            obs = self._local.obs = make_observation(self._game)
+            obs = local["obs"] = make_observation(self._game)
         obs.set_from(s, 0)
         return obs.tensor.reshape(self._obs_shape)
 

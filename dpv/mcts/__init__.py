@@ -1,7 +1,6 @@
 """DPV-MCTS: batched, budget-aware tree search with dynamic exit selection (thesis 6.2.3)."""
-from dpv.mcts.batched import run_searches
 from dpv.mcts.evaluators import RolloutEvaluator, UniformEvaluator, make_evaluator
-from dpv.mcts.search import (MCTS, ExitCosts, SearchResult, select_action,
+from dpv.mcts.search import (MCTS, ExitCosts, SearchResult, run_searches, select_action,
                              temperature_for_move)
 from dpv.mcts.tree import Tree
 

@@ -4,11 +4,15 @@ search that still plays sensibly), plus `make_evaluator` for a network under an 
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 
 from dpv.config import MCTSConfig
-from dpv.evaluator import BatchedEvaluator, Evaluation
+from dpv.evaluator import BatchedEvaluator, Evaluation, Evaluator
 from dpv.exits import make_exit_policy
+from dpv.games.base import GameState
+from dpv.nets.multi_exit import MultiExitNet
 
 
 def _uniform(legal_mask: np.ndarray) -> np.ndarray:
@@ -16,7 +20,7 @@ def _uniform(legal_mask: np.ndarray) -> np.ndarray:
     return m / np.maximum(m.sum(axis=1, keepdims=True), 1.0)
 
 
-class UniformEvaluator:
+class UniformEvaluator(Evaluator):
     """Uniform prior over legal moves, value 0, one exit that costs nothing.
 
     It reads nothing from the position, so by default it asks for no observation planes
@@ -27,17 +31,14 @@ class UniformEvaluator:
     Given the all-True mask, its policy is a read-only broadcast of one value: nothing is
     allocated per evaluation."""
 
-    num_exits = 1
-
     def __init__(self, wants_planes: bool = False):
         self.wants_planes = wants_planes
         self.wants_legal = wants_planes
-        self._cache: dict[tuple[int, int], Evaluation] = {}
+        self._cache: dict[tuple[int, ...], Evaluation] = {}
 
-    def exit_cost(self, k: int) -> float:
-        return 0.0
-
-    def evaluate(self, planes, legal_mask, budget_fraction=None, max_exit=None) -> Evaluation:
+    def evaluate(self, planes: np.ndarray | None, legal_mask: np.ndarray,
+                 budget_fraction: np.ndarray | None = None, max_exit: np.ndarray | None = None,
+                 states: Sequence[GameState] | None = None) -> Evaluation:
         shape = legal_mask.shape
         if legal_mask.strides == (0, 0):  # the driver's all-True mask (wants_legal False)
             out = self._cache.get(shape)
@@ -53,13 +54,12 @@ class UniformEvaluator:
                           np.zeros(n, np.int64), np.zeros(n))
 
 
-class RolloutEvaluator:
+class RolloutEvaluator(Evaluator):
     """Uniform prior; value = mean result of random playouts to the end of the game.
 
-    Uses the OpenSpiel state underneath when there is one (`spiel_state`): a playout then
-    costs no observation planes or history bookkeeping."""
+    The state plays itself out (`GameState.playout`), so an adapter can run the playout on
+    its engine's own state, without observation planes or history bookkeeping."""
 
-    num_exits = 1
     wants_states = True
     wants_planes = False
 
@@ -67,27 +67,12 @@ class RolloutEvaluator:
         self.rollouts = rollouts
         self.rng = rng if rng is not None else np.random.default_rng(0)
 
-    def exit_cost(self, k: int) -> float:
-        return 0.0
+    def _playout(self, state: GameState) -> float:
+        return float(state.playout(self.rng)[state.current_player()])
 
-    def _playout(self, state) -> float:
-        player = state.current_player()
-        raw = getattr(state, "spiel_state", None)
-        if raw is not None:
-            s = raw.clone()
-            rand = self.rng.random
-            while not s.is_terminal():
-                legal = s.legal_actions()
-                s.apply_action(legal[int(rand() * len(legal))])
-            return float(s.returns()[player])
-        s = state.clone()
-        while not s.is_terminal():
-            legal = s.legal_actions()
-            s.apply(legal[int(self.rng.integers(len(legal)))])
-        return float(s.returns()[player])
-
-    def evaluate(self, planes, legal_mask, budget_fraction=None, max_exit=None,
-                 states=None) -> Evaluation:
+    def evaluate(self, planes: np.ndarray | None, legal_mask: np.ndarray,
+                 budget_fraction: np.ndarray | None = None, max_exit: np.ndarray | None = None,
+                 states: Sequence[GameState] | None = None) -> Evaluation:
         if states is None:
             raise ValueError("RolloutEvaluator needs the leaf states (wants_states)")
         n = legal_mask.shape[0]
@@ -96,7 +81,7 @@ class RolloutEvaluator:
         return Evaluation(_uniform(legal_mask), values, np.zeros(n, np.int64), np.zeros(n))
 
 
-def make_evaluator(net, cfg: MCTSConfig, device: str = "cpu") -> BatchedEvaluator:
+def make_evaluator(net: MultiExitNet, cfg: MCTSConfig, device: str = "cpu") -> BatchedEvaluator:
     """The network evaluator a search config asks for (exit policy from its exit mode)."""
     policy = make_exit_policy(cfg.exit_mode, exit=cfg.exit, tau0=cfg.tau0, alpha=cfg.alpha)
     return BatchedEvaluator(net, policy, device)

@@ -1,9 +1,10 @@
 """DPV-MCTS on one game tree: PUCT, virtual loss, budgets over exits, subtree reuse.
 
 An `MCTS` object owns one tree for one game. It never calls the network itself: it hands
-out pending leaves (`gather`) and takes their evaluations back (`absorb`), so a driver
-(`dpv.mcts.batched.run_searches`) can put the leaves of many trees into one network call.
-`search` runs that driver on this tree alone.
+out pending leaves (`gather`) and takes their evaluations back (`absorb`), so the driver
+`run_searches` (below) can put the leaves of many trees into one network call; batching
+across games, not a faster tree, is what makes self-play fast. `MCTS.search` runs that
+driver on its tree alone.
 
 Budget modes (thesis Tables 6.2/6.3, `MCTSConfig.exit_mode`):
   fixed           `simulations` evaluations at exit `exit`;
@@ -24,17 +25,22 @@ through it (most leaves never are); PUCT over a node's children is one product o
 (P / (1 + N), Q) pairs; N and W live in Python lists while a search runs, so virtual loss
 and backup are plain loops over a short path; evaluators that need no legal-move mask
 (`wants_legal = False`) make leaves list no legal moves.
+
+Search knows games only through `dpv.games.base` and networks only through the `Evaluator`
+protocol (`dpv.evaluator`).
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
 
 from dpv.budget import Budget
 from dpv.config import MCTSConfig
 from dpv.errors import DPVError
+from dpv.evaluator import Evaluator
 from dpv.games.base import Game, GameState
 from dpv.mcts.tree import NO_NODE, Tree
 
@@ -51,15 +57,11 @@ class ExitCosts:
         return len(self.per_exit)
 
     @classmethod
-    def of(cls, evaluator) -> "ExitCosts":
-        """Read `num_exits`, `exit_cost(k)` and `fixed_flops` (BatchedEvaluator's names);
-        an evaluator without them is a single free exit."""
-        k = int(getattr(evaluator, "num_exits", 1))
-        cost = getattr(evaluator, "exit_cost", None)
-        per = np.array([cost(i) for i in range(k)] if cost else [0.0] * k, dtype=np.float64)
-        fixed = getattr(evaluator, "fixed_flops", None)
-        deepest = float(fixed[-1]) if fixed is not None else float(per[-1])
-        return cls(per, deepest)
+    def of(cls, evaluator: Evaluator) -> ExitCosts:
+        """What `evaluator` says each exit costs, and its full network's FLOPs."""
+        per = np.array([evaluator.exit_cost(i) for i in range(evaluator.num_exits)],
+                       dtype=np.float64)
+        return cls(per, float(evaluator.deepest_flops()))
 
 
 @dataclass
@@ -81,22 +83,14 @@ class Leaf:
 
     __slots__ = ("path", "state", "legal", "fraction", "max_exit", "reserved")
 
-    def __init__(self, path: list[int], state: GameState, legal, fraction: float,
-                 max_exit: int, reserved: float):
+    def __init__(self, path: list[int], state: GameState, legal: np.ndarray | None,
+                 fraction: float, max_exit: int, reserved: float):
         self.path = path
         self.state = state
         self.legal = legal
         self.fraction = fraction
         self.max_exit = max_exit
         self.reserved = reserved
-
-
-def _child_state(parent: GameState, action: int, fast: bool) -> GameState:
-    if fast:
-        return parent.child(action)
-    state = parent.clone()
-    state.apply(action)
-    return state
 
 
 def temperature_for_move(cfg: MCTSConfig, move_number: int) -> float:
@@ -119,7 +113,7 @@ class MCTS:
     """One game's search tree. Call `advance(action)` after every move played (either
     side) to reuse the subtree; `reset()` for a new game."""
 
-    def __init__(self, game: Game, cfg: MCTSConfig, evaluator=None,
+    def __init__(self, game: Game, cfg: MCTSConfig, evaluator: Evaluator,
                  rng: np.random.Generator | None = None, costs: ExitCosts | None = None):
         self.game = game
         self.cfg = cfg
@@ -134,7 +128,22 @@ class MCTS:
             raise DPVError(f"exit_mode {cfg.exit_mode!r} with n_ref={cfg.n_ref} needs an evaluator "
                            "that charges FLOPs; this one is free")
         self.tree = Tree(fpu=cfg.fpu)
-        self._active = False
+        # the state of one search, set afresh by begin()
+        self.budget: Budget | None = None
+        self.simulations = 0  # evaluations and terminal visits so far
+        self.flops = 0.0
+        self.histogram = np.zeros(k, dtype=np.int64)  # evaluations stopped at each exit
+        self._reserved = 0.0  # worst-case FLOPs of the leaves sent and not yet charged
+        self._pending: set[int] = set()  # nodes whose evaluation is out
+        self._exits: list[int] = []
+        self._fractions: list[float] = []
+        self._noise = False
+        self._raw_root_prior: np.ndarray | None = None  # root priors before this search's noise
+        self._max_sims = cfg.simulations
+        self._free_exit = k - 1 if self._dynamic else self._fixed_exit
+        # N and W of every node as Python lists while a search runs (see begin)
+        self._vis: list[float] = []
+        self._vsum: list[float] = []
 
     # ---- game-level API
     def reset(self) -> None:
@@ -150,15 +159,10 @@ class MCTS:
             self.reset()  # never reached (or a terminal leaf): nothing worth keeping
         else:
             if child not in t.states:  # an evaluated leaf keeps no state: rebuild it
-                t.states[child] = _child_state(t.states[t.root], action,
-                                               callable(getattr(t.states[t.root], "child", None)))
+                t.states[child] = t.states[t.root].child(action)
             t.reroot(child)
 
     def search(self, state: GameState, add_noise: bool = False) -> SearchResult:
-        if self.evaluator is None:
-            raise DPVError("this MCTS has no evaluator; use run_searches(..., evaluator, ...)")
-        from dpv.mcts.batched import run_searches
-
         return run_searches([self], [state], self.evaluator, add_noise)[0]
 
     # ---- driver API (run_searches)
@@ -172,14 +176,14 @@ class MCTS:
         self.budget = (Budget.from_n_ref(self.cfg.n_ref, self.costs.deepest)
                        if self._budgeted else None)
         self._reserved = 0.0
-        self._pending: set[int] = set()
+        self._pending = set()
         self.simulations = 0
         self.flops = 0.0
         self.histogram = np.zeros(self.costs.num_exits, dtype=np.int64)
-        self._exits: list[int] = []
-        self._fractions: list[float] = []
+        self._exits = []
+        self._fractions = []
         self._noise = add_noise and self.cfg.dirichlet_fraction > 0
-        self._raw_root_prior: np.ndarray | None = None
+        self._raw_root_prior = None
         t.expand_deferred(t.root)  # a reused root that was evaluated but never passed through
         if t.expanded(t.root):
             self._apply_noise()
@@ -193,9 +197,6 @@ class MCTS:
         # numpy element access); finish() writes them back into the tree's arrays
         self._vis = t.visits[:t.size].tolist()
         self._vsum = t.value_sum[:t.size].tolist()
-        # states that can make a child position in one call (SpielState.child) skip clone+apply
-        self._fast_child = callable(getattr(t.states[t.root], "child", None))
-        self._active = True
 
     def _fraction(self) -> float:
         if self.budget is not None:
@@ -240,7 +241,6 @@ class MCTS:
         root = t.root
         budget = self.budget
         max_sims = self._max_sims
-        fast_child = self._fast_child
         sims_cfg = cfg.simulations
         weights = np.ones(2)
         leaves: list[Leaf] = []
@@ -264,8 +264,7 @@ class MCTS:
                         if node not in deferred:
                             break
                         if node not in states:  # passed through for the first time: keep its state
-                            states[node] = _child_state(states[path[-2]], action.item(node),
-                                                        fast_child)
+                            states[node] = states[path[-2]].child(action.item(node))
                         t.expand_deferred(node)
                         # expansion may grow the arrays: take the new ones
                         self._pad()
@@ -290,10 +289,7 @@ class MCTS:
                 state = states[root]
             else:  # a new leaf. Its state is not kept: most leaves are never passed through,
                 # and a freed state's memory is what the next clone reuses (hot, no page faults)
-                if fast_child:
-                    state = states[path[-2]].child(action.item(node))
-                else:
-                    state = _child_state(states[path[-2]], action.item(node), False)
+                state = states[path[-2]].child(action.item(node))
                 player = to_move[node] = state.current_player()
                 if state.is_terminal():
                     terminal[node] = True
@@ -454,10 +450,95 @@ class MCTS:
             policy[legal] = 1.0 / len(legal)
         n = t.visits[root]
         value = float(-t.value_sum[root] / n) if n > 0 else 0.0
-        self._active = False
         return SearchResult(
             visits=visits, policy=policy, value=value, simulations=self.simulations,
             flops=self.flops, exit_histogram=self.histogram.copy(),
             budget_flops=None if self.budget is None else self.budget.total,
             exits=np.asarray(self._exits, dtype=np.int64),
             fractions=np.asarray(self._fractions, dtype=np.float64))
+
+
+# ---- the driver: many trees, one network call per step
+
+_ALL_LEGAL: dict[tuple[int, int], np.ndarray] = {}  # read-only all-True masks, by shape
+
+
+def _all_legal(n: int, num_actions: int) -> np.ndarray:
+    mask = _ALL_LEGAL.get((n, num_actions))
+    if mask is None:
+        mask = _ALL_LEGAL[(n, num_actions)] = np.broadcast_to(np.True_, (n, num_actions))
+    return mask
+
+
+def _batch_inputs(leaves: list[Leaf], num_actions: int, want_planes: bool, want_legal: bool
+                  ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray, np.ndarray]:
+    n = len(leaves)
+    if want_legal:
+        mask = np.zeros((n, num_actions), dtype=bool)
+        for i, leaf in enumerate(leaves):
+            legal = leaf.legal = np.asarray(leaf.state.legal_actions(), dtype=np.int64)
+            mask[i, legal] = True
+    else:  # the evaluator ignores the mask; the tree renormalises over legal moves anyway
+        mask = _all_legal(n, num_actions)
+    planes = None
+    if want_planes:
+        first = leaves[0].state.observation()
+        planes = np.empty((n,) + first.shape, dtype=np.float32)
+        planes[0] = first
+        for i in range(1, n):
+            planes[i] = leaves[i].state.observation()
+    fractions = np.array([leaf.fraction for leaf in leaves], dtype=np.float64)
+    max_exit = np.array([leaf.max_exit for leaf in leaves], dtype=np.int64)
+    return planes, mask, fractions, max_exit
+
+
+def run_searches(searches: Sequence[MCTS], states: Sequence[GameState], evaluator: Evaluator,
+                 add_noise: bool | Sequence[bool] = False) -> list[SearchResult]:
+    """Search `states[i]` with `searches[i]`, all trees stepped together; one
+    `evaluator.evaluate` call per step carries every tree's pending leaves.
+
+    Evaluators that set `wants_states = True` (rollouts) also get the leaf states, those
+    that set `wants_planes = False` get no observation planes, and those that set
+    `wants_legal = False` (their policy does not depend on the legal moves, e.g. uniform)
+    get an all-True mask: the tree renormalises priors over the legal moves at expansion
+    either way, and then need not list a leaf's legal moves until it is passed through."""
+    if len(searches) != len(states):
+        raise ValueError("one state per search")
+    noise = [add_noise] * len(searches) if isinstance(add_noise, bool) else list(add_noise)
+    for s, st, nz in zip(searches, states, noise):
+        s.begin(st, nz)
+    want_states = evaluator.wants_states
+    want_planes = evaluator.wants_planes
+    want_legal = evaluator.wants_legal
+    active = [s for s in searches if not s.done()]
+    while active:
+        owners: list[MCTS] = []
+        leaves: list[Leaf] = []
+        spans: list[tuple[int, int]] = []  # rows of each owner, in order
+        progress = 0
+        for s in active:
+            before = s.simulations
+            got = s.gather()
+            progress += len(got) + s.simulations - before
+            if got:
+                owners.append(s)
+                spans.append((len(leaves), len(leaves) + len(got)))
+                leaves.extend(got)
+        if leaves:
+            planes, mask, fractions, max_exit = _batch_inputs(
+                leaves, owners[0].game.num_actions, want_planes, want_legal)
+            if want_states:
+                ev = evaluator.evaluate(planes, mask, fractions, max_exit,
+                                        states=[leaf.state for leaf in leaves])
+            else:
+                ev = evaluator.evaluate(planes, mask, fractions, max_exit)
+            if len(owners) == 1:  # one tree this step: its rows are the whole batch
+                owners[0].absorb(leaves, ev.policy, ev.value, ev.exit_index, ev.flops)
+            else:
+                for s, (lo, hi) in zip(owners, spans):
+                    s.absorb(leaves[lo:hi], ev.policy[lo:hi], ev.value[lo:hi],
+                             ev.exit_index[lo:hi], ev.flops[lo:hi])
+        elif progress == 0:
+            raise RuntimeError("search made no progress (no leaves, no terminal visits)")
+        active = [s for s in active if not s.done()]
+    return [s.finish() for s in searches]

@@ -22,6 +22,8 @@ import math
 
 import numpy as np
 
+from dpv.games.base import GameState
+
 NO_NODE = -1
 _ARRAYS = ("visits", "value_sum", "q", "u", "prior", "parent", "action", "first_child",
            "num_children", "mover", "to_move", "terminal", "terminal_value")
@@ -51,7 +53,7 @@ class Tree:
         self.to_move = np.zeros(capacity, dtype=np.int64)  # player to move at the node
         self.terminal = np.zeros(capacity, dtype=bool)
         self.terminal_value = np.zeros(capacity)  # result for to_move, when terminal
-        self.states: dict[int, object] = {}
+        self.states: dict[int, GameState] = {}
         # evaluated, not yet expanded: (policy batch, row, legal actions or None)
         self.deferred: dict[int, tuple] = {}
         # expanded node -> (first child, u view, q view) of its children: selection's
@@ -97,7 +99,7 @@ class Tree:
         self.size = 0
         self.root = NO_NODE
 
-    def new_root(self, state) -> int:
+    def new_root(self, state: GameState) -> int:
         """Forget everything and make `state` (already a private copy) the root."""
         self.clear()
         self.root = self._alloc(1)

@@ -7,13 +7,17 @@ Three ways to run it:
   * `staged_forward(...)` -> stage by stage, a caller-supplied rule stops rows at each exit,
                              and stopped rows leave the batch so they cost nothing more.
 Head outputs are a tensor or a NamedTuple of tensors, batch first.
+
+`MultiExitModel` is the protocol the exit runners and the evaluator call; `MultiExitNet` is
+the base class the policy-value net and the classifiers build on.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, Callable, NamedTuple, Protocol, Sequence
 
 import numpy as np
+import numpy.typing as npt
 import torch
 from torch import nn
 
@@ -33,11 +37,32 @@ class FlopsTable(NamedTuple):
         """Cost of stopping at exit k in a staged forward: every head up to k was computed."""
         return self.stem + sum(self.stages[: k + 1]) + sum(self.heads[: k + 1])
 
-    def fixed_all(self) -> np.ndarray:
+    def fixed_all(self) -> npt.NDArray[np.float64]:
         return np.array([self.fixed(k) for k in range(len(self.heads))], dtype=np.float64)
 
-    def staged_all(self) -> np.ndarray:
+    def staged_all(self) -> npt.NDArray[np.float64]:
         return np.array([self.staged(k) for k in range(len(self.heads))], dtype=np.float64)
+
+
+# stop(k, head output, active row ids) -> bool mask over the active rows: those exiting at k
+StopRule = Callable[[int, Any, torch.Tensor], Any]
+
+
+class MultiExitModel(Protocol):
+    """What runs a multi-exit network: its exits, the three forwards, their FLOPs."""
+
+    @property
+    def num_exits(self) -> int: ...
+
+    def forward_to(self, x: torch.Tensor, k: int) -> Any:
+        """Output of exit k only; stages after k are never computed."""
+        ...
+
+    def staged_forward(self, x: torch.Tensor, stop: StopRule) -> StagedResult:
+        """Stage by stage; rows that `stop` stops at an exit leave the batch."""
+        ...
+
+    def flops(self) -> FlopsTable: ...
 
 
 def _map(out: Any, fn: Callable[[torch.Tensor], torch.Tensor]) -> Any:
@@ -85,11 +110,7 @@ class MultiExitNet(nn.Module):
             h = stage(h)
         return self.heads[k](h)
 
-    def staged_forward(
-        self,
-        x: torch.Tensor,
-        stop: Callable[[int, Any, torch.Tensor], torch.Tensor],
-    ) -> "StagedResult":
+    def staged_forward(self, x: torch.Tensor, stop: StopRule) -> StagedResult:
         """Run stage by stage; `stop(k, head_out, rows)` gives a bool mask over the active
         rows (`rows` are their indices in x) of those that exit at k. The last exit takes all."""
         n = x.shape[0]

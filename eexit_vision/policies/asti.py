@@ -12,11 +12,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dpv.exits import ExitContext, masked_softmax
+from dpv.exits import ExitContext, ExitPolicy, masked_softmax
 
 
 @dataclass(frozen=True)
-class LookThenLeap:
+class LookThenLeap(ExitPolicy):
     c: float
 
     def decide(self, ctx: ExitContext) -> np.ndarray:

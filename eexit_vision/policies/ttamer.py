@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dpv.errors import DPVError
-from dpv.exits import ExitContext, masked_softmax
+from dpv.exits import ExitContext, ExitPolicy, masked_softmax
 from eexit_vision.traces import Trace
 
 
@@ -181,8 +181,10 @@ def fit_chain(losses: np.ndarray, flops: np.ndarray, lam: float, num_bins: int,
 
 
 @dataclass(frozen=True)
-class TTamer:
+class TTamer(ExitPolicy):
     """Recall exit policy: stop by the if-stop matrices, answer with the least-loss exit."""
+
+    recall = True
 
     edges: np.ndarray  # (V-1,) bin edges on the loss 1 - max softmax
     stop_table: np.ndarray  # (K, V, V) bool
