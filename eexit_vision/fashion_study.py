@@ -142,15 +142,19 @@ def run(out: Path, config: str, seeds: list[int], variants: dict[str, list[str]]
         log(f"    test acc per exit {' '.join(f'{a:.4f}' for a in r['test_acc'])} ({r['wall_s']:.0f} s)")
         if v == BASELINE and policies_too:
             policies[s] = evaluate_policies(out, run_path, s, points, log)
-    # tables over the seeds that every variant has finished
-    complete = [s for s in seeds if all((v, s) in finished for v in variants)]
-    if not complete:
-        raise DPVError("no seed has all its trainings finished; nothing to tabulate")
+    # tables over the variants trained at the first seed and the seeds all of them have finished
+    present = [v for v in variants if (v, seeds[0]) in finished]
+    if BASELINE not in present:
+        raise DPVError(f"{BASELINE} seed {seeds[0]} is not trained yet; nothing to tabulate")
+    complete = [s for s in seeds if all((v, s) in finished for v in present)]
     results = {"variants": {}, "flops": None, "seeds": complete}
     for s in complete:
-        for v in variants:
+        for v in present:
             collect(results, v, variants[v], finished[(v, s)])
     loss_md = tables(results)
+    missing = [f"{v} seed {s}" for s in seeds for v in variants if (v, s) not in finished]
+    if missing:
+        loss_md += f"\nNot trained yet (left out above): {', '.join(missing)}.\n"
     comb_md, comb = combiner_table([run_dir(out, BASELINE, s) for s in complete])
     pol_md = policy_table(policies) if policies else "No policy evaluation yet.\n"
     atomic_write_bytes(out / "losses.md", loss_md.encode())
