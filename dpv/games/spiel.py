@@ -7,18 +7,20 @@ both colours.
 from __future__ import annotations
 
 import threading
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import pyspiel
 from open_spiel.python.observation import make_observation
 
-from dpv.config import GameConfig
-from dpv.errors import ConfigError
 import dpv.games.symmetry as symmetry
+from dpv.errors import ConfigError
 from dpv.games.base import FIRST, SECOND, GameOutcome, GameState
 from dpv.games.coords import action_to_vertex
 from dpv.games.scoring import final_result
+
+if TYPE_CHECKING:  # the config names the game; validating it needs the registry, not us
+    from dpv.config import GameConfig
 
 Stones = tuple[np.ndarray, np.ndarray]  # (player 0 stones, player 1 stones), int8 (H, W)
 
