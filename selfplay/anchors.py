@@ -10,15 +10,13 @@ import os
 import re
 import shlex
 import shutil
-from dataclasses import replace
+from typing import Any, Mapping
 
 from dpv.config import GameConfig, MCTSConfig, NetConfig
-from dpv.games import make_game
 from dpv.play.match import play_match
-from dpv.nets import build_policy_value_net
-from dpv.players.net_player import NetPlayer
+from dpv.play.records import MatchResult
 from dpv.players.spec import make_player, parse_spec
-from selfplay.gating import Tally, opening_moves
+from selfplay.gating import network_player, opening_moves
 
 
 def anchor_name(spec: str) -> str:
@@ -38,18 +36,15 @@ def missing_binary(spec: str) -> str | None:
     return None if shutil.which(exe) else exe
 
 
-def play_anchor_match(game_cfg: GameConfig, net_cfg: NetConfig, mcts_cfg: MCTSConfig, weights,
-                      spec: str, games: int, seed: int, device: str = "cpu") -> Tally:
-    game = make_game(game_cfg)
-    net = build_policy_value_net(net_cfg, game)
-    net.load_state_dict(weights)
-    cfg = replace(mcts_cfg, exit_mode="fixed", exit=-1, temperature_moves=0)
-    ours = NetPlayer(net.eval(), game_cfg, cfg, seed=seed, device=device, name="selfplay-net")
+def play_anchor_match(game_cfg: GameConfig, net_cfg: NetConfig, mcts_cfg: MCTSConfig,
+                      weights: Mapping[str, Any], spec: str, games: int, seed: int,
+                      device: str = "cpu") -> MatchResult:
+    """The network (A) against the anchor a player spec names (B)."""
+    ours = network_player(game_cfg, net_cfg, mcts_cfg, weights, "selfplay-net", seed, device)
     anchor = make_player(spec, game_cfg, seed=seed)
     try:
-        result = play_match(ours, anchor, game_cfg, games, opening_moves=opening_moves(game_cfg),
-                            seed=seed)
+        return play_match(ours, anchor, game_cfg, games, opening_moves=opening_moves(ours.game),
+                          seed=seed)
     finally:
         anchor.close()
         ours.close()
-    return Tally(result.wins, result.losses, result.draws)

@@ -67,7 +67,7 @@ def test_engine_dying_mid_game_is_a_forfeit_and_the_match_goes_on(tmp_path):
     # a real engine behind a pipe that closes after 25 commands, i.e. in the middle of game 1
     dying = f"gtp:\"sh -c 'sed -u 25q | {DPV_GTP}'\",name=fragile"  # sed -u: unbuffered
     run = run_match(MatchPlan("random", dying, GO9, games=3, opening_moves=0), tmp_path, progress=False)
-    s = run.summary()
+    s = run.summary().to_dict()
     assert s["games_played"] == 3 and not run.stopped_by
     assert len(s["forfeits"]) == 3 and s["a_result"]["wins"] == 3
     assert all("fragile: engine exited" in f["detail"] for f in s["forfeits"])
@@ -121,7 +121,8 @@ def test_ctrl_c_keeps_finished_games_and_writes_the_summary(tmp_path):
                              "--b", "random", "--games", "2000", "--workers", "2", "--out", str(tmp_path)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
-    while not (tmp_path / "game_0002.sgf").exists() and proc.poll() is None and time.monotonic() < deadline:
+    # games finish in any order (two workers): wait for any two
+    while len(list(tmp_path.glob("game_*.sgf"))) < 2 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
@@ -145,7 +146,33 @@ def test_parallel_workers_never_lose_a_finished_game():
 
 
 def test_report_names_the_game_not_a_go_board():
-    from dpv.play.arena import report
     ttt = GameConfig(name="tic_tac_toe", board_size=3, komi=0.0, max_game_length=9)
-    text = report(run_match(MatchPlan("random", "random", ttt, games=2), None, progress=False).summary())
-    assert text.splitlines()[0] == "2/2 games, tic tac toe"
+    text = run_match(MatchPlan("random", "random", ttt, games=2), None, progress=False).summary().report()
+    assert text.splitlines()[0] == "2/2 games, tic-tac-toe"
+
+
+def test_summary_json_keeps_its_keys(tmp_path):
+    """Users and scripts read summary.json: the typed summary writes the same keys as ever."""
+    go5 = GameConfig(board_size=5, komi=0.5, max_game_length=60)
+    run = run_match(MatchPlan("random", "random:name=r2", go5, games=2, seed=3), tmp_path, progress=False)
+    s = json.loads((tmp_path / "summary.json").read_text())
+    assert s == json.loads(run.summary().to_json())
+    assert list(s) == ["a", "b", "a_name", "b_name", "colours", "game", "board_size", "komi",
+                       "games_planned", "games_played", "interrupted", "stopped_by", "seed",
+                       "opening_moves", "a_result", "b_result", "avg_game_length", "per_player",
+                       "end_reasons", "forfeits", "score_check", "games"]
+    assert list(s["a_result"]) == ["wins", "losses", "draws", "games", "score", "wilson95", "elo",
+                                   "elo95", "as_black", "as_white"]
+    assert list(s["b_result"]) == ["wins", "losses", "draws", "as_black", "as_white"]
+    assert list(s["a_result"]["as_black"]) == ["wins", "losses", "draws"]
+    assert list(s["per_player"]) == ["a", "b"]
+    assert list(s["per_player"]["b"]) == ["name", "spec", "moves", "seconds_per_move",
+                                          "flops_per_move", "simulations_per_move"]
+    assert list(s["score_check"]) == ["games_with_engine_score", "winner_disagreements",
+                                      "exact_margin_agreements"]
+    assert [list(g) for g in s["games"]] == [["game", "black", "white", "result", "reason", "moves", "sgf"]] * 2
+    # and the numbers add up from both sides
+    a, b = s["a_result"], s["b_result"]
+    assert (a["wins"], a["losses"], a["draws"]) == (b["losses"], b["wins"], b["draws"])
+    assert a["as_black"]["wins"] == b["as_white"]["losses"] and a["games"] == 2
+    assert s["per_player"]["b"]["name"] == "r2" and s["games"][1]["black"] == "r2"

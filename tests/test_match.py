@@ -4,14 +4,16 @@ import pytest
 
 from dpv.config import GameConfig
 from dpv.games import make_game
-from dpv.play.match import PlayerFailure, Resign, play_game, play_match, random_opening
-from dpv.players.base import MoveInfo
+from dpv.play.match import play_game, play_match, random_opening
+from dpv.play.records import GameRecord
+from dpv.players.base import MoveInfo, Player, PlayerFailure, Resign
 from dpv.players.random_player import RandomPlayer
 
 GO5 = GameConfig(board_size=5, komi=0.5, max_game_length=100)
+GO5_PASS = 25
 
 
-class Scripted:
+class Scripted(Player):
     """Plays a fixed list of actions, then does what `then` says (resign, fail, illegal)."""
 
     def __init__(self, name, actions, then="pass"):
@@ -32,13 +34,10 @@ class Scripted:
             raise PlayerFailure("engine exited with code 1")
         if self.then == "illegal":
             return state.history()[-1] if state.history() else 0
-        return state.game.num_actions - 1
+        return GO5_PASS
 
     def notify_move(self, state, action):
         self.seen.append(action)
-
-    def close(self):
-        pass
 
 
 def test_two_passes_end_the_game_and_area_scoring_decides():
@@ -86,7 +85,88 @@ def test_random_players_finish_tic_tac_toe_and_connect_four():
 
 
 def test_record_round_trips_through_dict():
-    from dpv.play.match import GameRecord
     rec = play_game(Scripted("b", [12]), Scripted("w", [25]), GO5)
     again = GameRecord.from_dict(rec.to_dict())
     assert again == rec
+
+
+# ---------------------------------------------------------------------- batched network play
+TTT = GameConfig(name="tic_tac_toe")
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny nets: torch's thread pool only spins against the other jobs on a busy machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def ttt_net_player(net_seed: int, name: str):
+    import torch
+
+    from dpv.config import MCTSConfig, NetConfig
+    from dpv.nets import build_policy_value_net
+    from dpv.players.net_player import NetPlayer
+
+    torch.manual_seed(net_seed)
+    net = build_policy_value_net(NetConfig(blocks=1, channels=8, exits=(1,), value_hidden=8),
+                                 make_game(TTT))
+    cfg = MCTSConfig(simulations=12, leaves_per_call=2, temperature_moves=0)
+    return NetPlayer(net.eval(), TTT, cfg, name=name)
+
+
+def _games(result):
+    return [(r.index, r.a_colour, r.black, r.moves, r.opening_moves, r.winner, r.result, r.reason)
+            for r in result.records]
+
+
+def test_batched_network_match_plays_the_sequential_games():
+    """Noise-free greedy searches are deterministic: all games at once (in batches of 4 and 2)
+    are move for move the games played one after another."""
+    from dpv.play.match import play_batched_match
+
+    seq = play_match(ttt_net_player(0, "a"), ttt_net_player(1, "b"), TTT, 6, opening_moves=1, seed=3)
+    bat = play_batched_match(ttt_net_player(0, "a"), ttt_net_player(1, "b"), TTT, 6,
+                             concurrent=4, opening_moves=1, seed=3)
+    assert _games(bat) == _games(seq)
+    assert [r.index for r in bat.records] == list(range(6)) and bat.games == 6
+    assert len({tuple(r.moves) for r in bat.records}) > 1  # the openings make games differ
+    assert (bat.wins, bat.losses, bat.draws) == (seq.wins, seq.losses, seq.draws)
+    assert all(r.totals[0].simulations > 0 and r.totals[0].moves > 0 for r in bat.records)
+
+
+def test_a_match_split_in_parts_plays_the_whole_match():
+    from dpv.play.match import play_batched_match
+    from dpv.play.records import MatchResult
+
+    whole = play_match(ttt_net_player(0, "a"), ttt_net_player(1, "b"), TTT, 6, opening_moves=1, seed=5)
+    parts = [play_batched_match(ttt_net_player(0, "a"), ttt_net_player(1, "b"), TTT, n,
+                                concurrent=3, opening_moves=1, seed=5, first_game=first)
+             for first, n in ((4, 2), (0, 4))]
+    joined = MatchResult.combine(parts)
+    assert _games(joined) == _games(whole)
+    assert joined.to_dict() == {"a": "a", "b": "b", "wins": whole.wins, "losses": whole.losses,
+                                "draws": whole.draws, "games": 6, "score": whole.score}
+
+
+def test_zero_games_score_one_half_and_promote_nobody():
+    from dpv.play.match import play_batched_match
+    from dpv.play.records import MatchResult
+    from selfplay.gating import promote
+
+    empty = play_batched_match(ttt_net_player(0, "a"), ttt_net_player(1, "b"), TTT, 0, concurrent=2)
+    assert empty.games == 0 and empty.score == 0.5
+    assert MatchResult.combine([]).score == 0.5
+    assert not promote(empty, 0.0)
+
+
+def test_batched_match_needs_two_player_objects():
+    from dpv.play.match import play_batched_match
+
+    p = ttt_net_player(0, "a")
+    with pytest.raises(ValueError, match="two player objects"):
+        play_batched_match(p, p, TTT, 2, concurrent=2)

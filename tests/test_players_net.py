@@ -37,7 +37,7 @@ def test_net_player_plays_legal_moves_and_reports_its_spend(checkpoint, opts):
         info = player.last_move
         assert info.simulations > 0 and info.flops > 0 and sum(info.exit_histogram) > 0
         if "n_ref" in opts:
-            assert info.flops <= info.extra["budget_flops"]
+            assert info.budget_flops is not None and info.flops <= info.budget_flops
         player.notify_move(state, a)
         state.apply(a)
     player.reset()

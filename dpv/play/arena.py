@@ -10,105 +10,25 @@ Ctrl-C (or a player that cannot go on) keeps every finished game and a valid sum
 from __future__ import annotations
 
 import argparse
-import json
-import multiprocessing as mp
+import dataclasses
 import os
-import queue
-import signal
 import sys
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from dpv.checkpoint import atomic_write_bytes
-from dpv.config import GO_SIZES, GameConfig, load_sections
+from dpv.config import GameConfig, load_sections
 from dpv.errors import DPVError, cli_main
 from dpv.games import make_game
-from dpv.games.scoring import parse_result
-from dpv.play.match import GameRecord, MatchResult, pair_opening, play_game
+from dpv.play.match import play_task
+from dpv.play.plan import DEFAULT_OPENING_MOVES, MatchPlan, build_players
+from dpv.play.pool import play_in_workers
+from dpv.play.records import GameRecord, MatchResult
 from dpv.play.sgf import write_sgf
-from dpv.play.stats import win_rate
+from dpv.play.summary import ArenaSummary, sgf_name
 
-DEFAULT_OPENING_MOVES = 4
-
-
-@dataclass
-class MatchPlan:
-    spec_a: str
-    spec_b: str
-    game_cfg: GameConfig
-    games: int
-    alternate: bool = True
-    opening_moves: int = DEFAULT_OPENING_MOVES
-    seed: int = 0
-    device: str = "cpu"
-
-    def tasks(self) -> list[tuple[int, int, list[int]]]:
-        """(game index, A's colour, opening actions) for every game."""
-        game = make_game(self.game_cfg)
-        out = []
-        for i in range(self.games):
-            a_colour = (i % 2) if self.alternate else 0
-            pair = i // 2 if self.alternate else i
-            out.append((i, a_colour, pair_opening(game, self.opening_moves, self.seed, pair)))
-        return out
-
-
-def build_players(plan: MatchPlan, worker: int = 0):
-    """Both players of the plan; distinct names so the report can tell them apart."""
-    from dpv.players.spec import make_player
-
-    a = make_player(plan.spec_a, plan.game_cfg, seed=plan.seed * 1000 + 2 * worker, device=plan.device)
-    try:
-        b = make_player(plan.spec_b, plan.game_cfg, seed=plan.seed * 1000 + 2 * worker + 1,
-                        device=plan.device)
-    except BaseException:
-        a.close()
-        raise
-    if a.name == b.name:
-        a.name, b.name = f"{a.name} (a)", f"{b.name} (b)"
-    return a, b
-
-
-def _play_task(a, b, plan: MatchPlan, task, game) -> GameRecord:
-    index, a_colour, opening = task
-    black, white = (a, b) if a_colour == 0 else (b, a)
-    rec = play_game(black, white, plan.game_cfg, opening, game=game)
-    rec.index, rec.a_colour = index, a_colour
-    return rec
-
-
-def _worker(plan: MatchPlan, worker: int, n_workers: int, tasks, results) -> None:
-    """Worker process: build the players once, play games from the queue until None."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
-    signal.signal(signal.SIGTERM, lambda *_: _stop_now(results))  # -> finally: engines are closed
-    a = b = None
-    try:
-        a, b = build_players(plan, worker)
-        if "torch" in sys.modules:  # share the cores between workers instead of oversubscribing
-            import torch
-
-            torch.set_num_threads(max(1, (os.cpu_count() or 1) // n_workers))
-        game = make_game(plan.game_cfg)
-        while (task := tasks.get()) is not None:
-            results.put(("game", _play_task(a, b, plan, task, game).to_dict()))
-    except DPVError as e:
-        results.put(("error", str(e)))
-    except Exception:
-        results.put(("crash", traceback.format_exc()))
-    finally:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # already closing the players
-        for p in (a, b):
-            if p is not None:
-                p.close()
-
-
-def _stop_now(results) -> None:
-    # Only when the parent stops us early: it no longer reads, so do not wait to flush. On a
-    # normal exit the queue's feeder thread is joined, so every result put reaches the pipe.
-    results.cancel_join_thread()
-    sys.exit(0)
+__all__ = ["ArenaRun", "MatchPlan", "build_players", "main", "run_match"]
 
 
 @dataclass
@@ -122,12 +42,20 @@ class ArenaRun:
     stopped_by: str = ""  # why the match ended early (a player that could not go on)
 
     def add(self, rec: GameRecord) -> None:
-        # SGF first: a Ctrl-C between the two steps leaves no game in the summary without its file
-        if self.out is not None:
-            atomic_write_bytes(self.out / sgf_name(rec), self.sgf(rec).encode())
+        # recorded first: a Ctrl-C during the writes below is finished by flush()
         self.records.append(rec)
         if self.out is not None:
+            atomic_write_bytes(self.out / sgf_name(rec), self.sgf(rec).encode())
             self.write_summary()
+
+    def flush(self) -> None:
+        """Every recorded game's SGF and the summary on disk (after an interruption, too)."""
+        if self.out is None:
+            return
+        for rec in self.records:
+            if not (self.out / sgf_name(rec)).exists():
+                atomic_write_bytes(self.out / sgf_name(rec), self.sgf(rec).encode())
+        self.write_summary()
 
     def sgf(self, rec: GameRecord) -> str:
         why = {"score": "two passes, area scoring", "max_length": "move limit reached, area scoring",
@@ -144,77 +72,13 @@ class ArenaRun:
     def result(self) -> MatchResult:
         return MatchResult(self.a_name, self.b_name, sorted(self.records, key=lambda r: r.index))
 
-    def summary(self) -> dict:
-        return summarize(self.result(), self.plan, interrupted=self.interrupted,
-                         stopped_by=self.stopped_by)
+    def summary(self) -> ArenaSummary:
+        return ArenaSummary.of(self.result(), self.plan, interrupted=self.interrupted,
+                               stopped_by=self.stopped_by)
 
     def write_summary(self) -> None:
-        atomic_write_bytes(self.out / "summary.json", (json.dumps(self.summary(), indent=2) + "\n").encode())
-
-
-def sgf_name(rec: GameRecord) -> str:
-    return f"game_{rec.index + 1:04d}.sgf"
-
-
-def _mirror(wld: tuple[int, int, int]) -> dict:
-    w, l, d = wld
-    return {"wins": l, "losses": w, "draws": d}
-
-
-def summarize(match: MatchResult, plan: MatchPlan, interrupted: bool = False, stopped_by: str = "") -> dict:
-    recs = match.records
-    wr = win_rate(match.wins, match.losses, match.draws)
-    by = match.by_colour()
-    per_player = {}
-    for who, name, is_a in (("a", match.a, True), ("b", match.b, False)):
-        moves = seconds = flops = sims = 0
-        for r in recs:
-            colour = r.a_colour if is_a else (r.a_colour ^ 1)
-            t = r.totals[colour]
-            moves, seconds, flops, sims = moves + t.moves, seconds + t.seconds, flops + t.flops, sims + t.simulations
-        per_player[who] = {"name": name, "spec": plan.spec_a if is_a else plan.spec_b, "moves": moves,
-                           "seconds_per_move": seconds / moves if moves else None,
-                           "flops_per_move": flops / moves if moves else None,
-                           "simulations_per_move": sims / moves if moves else None}
-    reasons: dict[str, int] = {}
-    for r in recs:
-        reasons[r.reason] = reasons.get(r.reason, 0) + 1
-    checked = [r for r in recs if r.engine_scores]
-    exact = sum(1 for r in checked for ans in r.engine_scores.values() if _same_margin(ans, r.score))
-    return {
-        "a": plan.spec_a, "b": plan.spec_b, "a_name": match.a, "b_name": match.b,
-        "colours": "alternated" if plan.alternate else "a=black, b=white",
-        "game": plan.game_cfg.name, "board_size": plan.game_cfg.board_size, "komi": plan.game_cfg.komi,
-        "games_planned": plan.games, "games_played": len(recs), "interrupted": interrupted,
-        "stopped_by": stopped_by, "seed": plan.seed, "opening_moves": plan.opening_moves,
-        "a_result": {**wr.to_dict(),
-                     "as_black": dict(zip(("wins", "losses", "draws"), by["black"])),
-                     "as_white": dict(zip(("wins", "losses", "draws"), by["white"]))},
-        "b_result": {"wins": match.losses, "losses": match.wins, "draws": match.draws,
-                     "as_black": _mirror(by["white"]), "as_white": _mirror(by["black"])},
-        "avg_game_length": sum(r.length for r in recs) / len(recs) if recs else None,
-        "per_player": per_player,
-        "end_reasons": reasons,
-        "forfeits": [{"game": r.index + 1, "result": r.result, "detail": r.detail}
-                     for r in recs if r.reason == "forfeit"],
-        "score_check": {"games_with_engine_score": len(checked),
-                        "winner_disagreements": sum(r.score_disagreements for r in recs),
-                        "exact_margin_agreements": exact},
-        "games": [{"game": r.index + 1, "black": r.black, "white": r.white, "result": r.result,
-                   "reason": r.reason, "moves": r.length, "sgf": sgf_name(r),
-                   **({"detail": r.detail} if r.detail else {}),
-                   **({"engine_scores": r.engine_scores} if r.engine_scores else {})} for r in recs],
-    }
-
-
-def _same_margin(answer: str, score: float | None) -> bool:
-    try:
-        winner, margin = parse_result(answer)
-    except ValueError:
-        return False
-    if score is None or margin is None:
-        return False
-    return abs((margin if winner == 0 else -margin) - score) < 1e-6
+        if self.out is not None:
+            atomic_write_bytes(self.out / "summary.json", self.summary().to_json().encode())
 
 
 def run_match(plan: MatchPlan, out: str | Path | None = None, workers: int = 1,
@@ -246,131 +110,40 @@ def run_match(plan: MatchPlan, out: str | Path | None = None, workers: int = 1,
             try:
                 game = make_game(plan.game_cfg)
                 for task in tasks:
-                    finished(_play_task(a, b, plan, task, game))
+                    finished(play_task(a, b, plan.game_cfg, task, game))
             finally:
                 a.close()
                 b.close()
         else:
             a.close()
             b.close()
-            _run_parallel(plan, tasks, workers, run, finished)
+            play_in_workers(plan, tasks, workers, finished)
     except KeyboardInterrupt:
         run.interrupted = True
     except DPVError as e:
         run.stopped_by = str(e)
     finally:
         bar.close()
-        if out_dir is not None:
-            run.write_summary()
+        run.flush()
     return run
 
 
-def _run_parallel(plan: MatchPlan, tasks, workers: int, run: ArenaRun, finished) -> None:
-    # spawn, not fork: a parent that has torch's thread pools must not be forked
-    ctx = mp.get_context("spawn")
-    task_q, result_q = ctx.Queue(), ctx.Queue()
-    # on Ctrl-C the unread tasks stay queued: exiting must not wait to flush them into the pipe
-    task_q.cancel_join_thread()
-    for t in tasks:
-        task_q.put(t)
-    workers = min(workers, len(tasks)) or 1
-    for _ in range(workers):
-        task_q.put(None)
-    procs = [ctx.Process(target=_worker, args=(plan, w, workers, task_q, result_q), daemon=True)
-             for w in range(workers)]
-    for p in procs:
-        p.start()
-    done = 0
-    try:
-        while done < len(tasks):
-            try:
-                kind, payload = result_q.get(timeout=1.0)
-            except queue.Empty:
-                if any(p.is_alive() for p in procs):
-                    continue
-                try:  # a worker's last result can land between the timeout and its exit
-                    kind, payload = result_q.get(timeout=5.0)
-                except queue.Empty:
-                    raise DPVError("all arena workers exited before the match finished") from None
-            if kind == "game":
-                finished(GameRecord.from_dict(payload))
-                done += 1
-            elif kind == "error":
-                raise DPVError(payload)
-            else:
-                print(payload, file=sys.stderr)
-                raise DPVError("an arena worker crashed (traceback above)")
-    finally:
-        if done == len(tasks):  # finished: workers have their stop signal and close their engines
-            for p in procs:
-                p.join(timeout=10)
-        for p in procs:
-            if p.is_alive():
-                p.terminate()
-        for p in procs:
-            p.join(timeout=10)
-            if p.is_alive():
-                p.kill()
-
-
-def _game_text(summary: dict) -> str:
-    if summary["game"] != "go":
-        return summary["game"].replace("_", " ")
-    return f"{summary['board_size']}x{summary['board_size']} Go, komi {summary['komi']:g}"
-
-
-def report(summary: dict) -> str:
-    """The summary as a short human-readable table."""
-    a, b = summary["a_result"], summary["b_result"]
-    pp = summary["per_player"]
-
-    def fmt(x, spec):
-        return "-" if x is None else format(x, spec)
-
-    elo = "+inf" if a["elo"] is None and a["score"] >= 0.5 else ("-inf" if a["elo"] is None else f"{a['elo']:+.0f}")
-    e95 = ["-inf" if x is None and i == 0 else "+inf" if x is None else f"{x:+.0f}"
-           for i, x in enumerate(a["elo95"])]
-    lines = [
-        f"{summary['games_played']}/{summary['games_planned']} games, {_game_text(summary)}"
-        + (" (interrupted)" if summary["interrupted"] else "")
-        + (f" (stopped: {summary['stopped_by']})" if summary["stopped_by"] else ""),
-        f"{'player':<28} {'W':>4} {'L':>4} {'D':>4}  {'as black W/L/D':>15}  {'as white W/L/D':>15}  "
-        f"{'s/move':>8} {'FLOPs/move':>11}",
-    ]
-    for who, res in (("a", a), ("b", b)):
-        p = pp[who]
-        bk, wt = res["as_black"], res["as_white"]
-        lines.append(f"{p['name'][:28]:<28} {res['wins']:>4} {res['losses']:>4} {res['draws']:>4}  "
-                     f"{bk['wins']:>5}/{bk['losses']}/{bk['draws']:<6}  {wt['wins']:>5}/{wt['losses']}/{wt['draws']:<6}  "
-                     f"{fmt(p['seconds_per_move'], '8.4f')} {fmt(p['flops_per_move'], '11.3g')}")
-    lines.append(f"{pp['a']['name']} score {100 * a['score']:.1f}% (Wilson 95% "
-                 f"[{100 * a['wilson95'][0]:.1f}, {100 * a['wilson95'][1]:.1f}]), "
-                 f"Elo diff {elo} [{e95[0]}, {e95[1]}]")
-    lines.append(f"average game length {fmt(summary['avg_game_length'], '.1f')} moves; "
-                 f"end reasons {summary['end_reasons']}")
-    sc = summary["score_check"]
-    if sc["games_with_engine_score"]:
-        lines.append(f"engine final_score checked on {sc['games_with_engine_score']} games: "
-                     f"{sc['winner_disagreements']} winner disagreements, "
-                     f"{sc['exact_margin_agreements']} exact margin agreements")
-    for f in summary["forfeits"]:
-        lines.append(f"game {f['game']}: {f['result']} forfeit: {f['detail']}")
-    return "\n".join(lines)
-
-
-def game_config(args) -> GameConfig:
+def game_config(args: argparse.Namespace) -> GameConfig:
     """The game from --config (its game section), with --board / --komi on top."""
     if args.config:
         base = load_sections(args.config, {"game": GameConfig}, strict=False)["game"]
     else:
         base = GameConfig()
     size = args.board if args.board is not None else base.board_size
-    if base.name == "go" and size not in GO_SIZES:
-        raise DPVError(f"--board {size} is not a supported Go board size {GO_SIZES}")
     komi = args.komi if args.komi is not None else base.komi
     length = base.max_game_length if size == base.board_size else None
-    return GameConfig(name=base.name, board_size=size, komi=komi,
-                      max_game_length=length or 4 * size * size, history=base.history)
+    cfg = dataclasses.replace(base, board_size=size, komi=komi,
+                              max_game_length=length or 4 * size * size)
+    try:
+        cfg.validate("game")  # the game adapter's registry knows which boards a game has
+    except DPVError as e:
+        raise DPVError(f"--board {size}: {e}") from None
+    return cfg
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -410,8 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     plan = MatchPlan(args.a if alternate else args.black, args.b if alternate else args.white,
                      game_config(args), args.games, alternate, args.opening_moves, args.seed, args.device)
     run = run_match(plan, args.out, workers=args.workers, progress=not args.no_progress)
-    summary = run.summary()
-    print(report(summary))
+    print(run.summary().report())
     if args.out:
         print(f"wrote {len(run.records)} SGF files and {Path(args.out) / 'summary.json'}")
     if run.interrupted:

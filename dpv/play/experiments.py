@@ -86,7 +86,7 @@ class Experiment:
         if run.stopped_by:
             raise DPVError(f"match {name} stopped: {run.stopped_by}")
         self.interrupted |= run.interrupted
-        s = run.summary()
+        s = run.summary().to_dict()
         return {"match": name, "a": spec_a, "b": spec_b, **s["a_result"],
                 "a_simulations_per_move": s["per_player"]["a"]["simulations_per_move"],
                 "a_flops_per_move": s["per_player"]["a"]["flops_per_move"],

@@ -14,12 +14,12 @@ import traceback
 from typing import Callable, TextIO
 
 from dpv import __version__
-from dpv.config import GO_SIZES, GameConfig
+from dpv.config import GameConfig
 from dpv.errors import DPVError, cli_main
 from dpv.games import make_game
 from dpv.games.coords import action_to_vertex, vertex_to_action
-from dpv.games.scoring import final_result, format_result, score_state
-from dpv.play.match import Resign
+from dpv.games.scoring import score_state
+from dpv.players.base import Player, Resign
 
 COMMANDS = (
     "protocol_version", "name", "version", "known_command", "list_commands", "quit",
@@ -41,14 +41,14 @@ def _parse_colour(text: str) -> int:
     raise GTPFailure("invalid color")
 
 
-def _move_value(info) -> float | None:
-    """The mover's value estimate, if its player reports one (net players do)."""
-    extra = getattr(info, "extra", None) or {}
-    for key in ("root_value", "value"):
-        v = extra.get(key)
-        if isinstance(v, (int, float)):
-            return float(v)
-    return None
+def go_config(size: int, komi: float, history: int = GameConfig.history,
+              max_game_length: int | None = None) -> GameConfig:
+    """The Go game a GTP session plays (GTP is Go's protocol); ConfigError naming the size
+    when the game adapter has no such Go board."""
+    cfg = GameConfig(name="go", board_size=size, komi=komi,
+                     max_game_length=max_game_length or 4 * size * size, history=history)
+    cfg.validate("game")
+    return cfg
 
 
 class GTPEngine:
@@ -57,7 +57,7 @@ class GTPEngine:
     `player_factory(game_cfg)` builds the player for a board; it is called again when the
     board size or komi changes (a checkpoint for another size answers 'unacceptable size')."""
 
-    def __init__(self, player_factory: Callable[[GameConfig], object], game_cfg: GameConfig,
+    def __init__(self, player_factory: Callable[[GameConfig], Player], game_cfg: GameConfig,
                  resign_threshold: float | None = None, name: str = "DPV"):
         self.factory = player_factory
         self.cfg = game_cfg
@@ -132,15 +132,15 @@ class GTPEngine:
         """GUIs may play one colour twice (setting up a position): the other side passes."""
         if colour == self.state.current_player():
             return
-        pass_action = self.game.num_actions - 1
+        pass_action = self.game.pass_action
+        if pass_action is None:
+            raise GTPFailure(f"{self.game.name} has no pass: each colour must play in turn")
         if self.state.history()[-1:] == [pass_action] or self.state.is_terminal():
             raise GTPFailure("cannot play the same colour twice right after a pass")
         self._apply(pass_action)
 
     def close_player(self) -> None:
-        close = getattr(self.player, "close", None)
-        if close is not None:
-            close()
+        self.player.close()
 
     # ------------------------------------------------------------------ administrative
     def cmd_protocol_version(self, args):
@@ -169,11 +169,11 @@ class GTPEngine:
         if len(args) != 1 or not args[0].isdigit():
             raise GTPFailure("syntax error: boardsize SIZE")
         size = int(args[0])
-        if size not in GO_SIZES:
-            raise GTPFailure("unacceptable size")
         if size != self.cfg.board_size:
-            cfg = GameConfig(name="go", board_size=size, komi=self.cfg.komi,
-                             max_game_length=4 * size * size, history=self.cfg.history)
+            try:
+                cfg = go_config(size, self.cfg.komi, self.cfg.history)
+            except DPVError:
+                raise GTPFailure("unacceptable size") from None
             try:
                 self._new_game(cfg)
             except DPVError as e:
@@ -197,9 +197,8 @@ class GTPEngine:
             raise GTPFailure("syntax error: komi out of range")
         if komi != self.cfg.komi:
             moves = self.state.history()
-            cfg = GameConfig(name="go", board_size=self.cfg.board_size, komi=komi,
-                             max_game_length=self.cfg.max_game_length, history=self.cfg.history)
-            self._new_game(cfg)
+            self._new_game(go_config(self.cfg.board_size, komi, self.cfg.history,
+                                     self.cfg.max_game_length))
             self._replay(moves)
         return ""
 
@@ -251,7 +250,7 @@ class GTPEngine:
             action = int(self.player.select_move(self.state))
         except Resign:
             return "resign"
-        value = _move_value(getattr(self.player, "last_move", None))
+        value = self.player.last_move.root_value
         if self.resign_threshold is not None and value is not None and value < self.resign_threshold:
             return "resign"
         if not self.state.is_legal(action):
@@ -274,9 +273,8 @@ class GTPEngine:
 
     def cmd_final_score(self, args):
         if self.state.is_terminal():
-            winner, margin, _ = final_result(self.state)
-            return format_result(winner, None if margin is None else abs(margin))
-        return score_state(self.state).result
+            return self.game.result(self.state).text
+        return score_state(self.state).result  # the board as it stands, area scored
 
     def cmd_final_status_list(self, args):
         if len(args) != 1 or args[0] not in ("alive", "dead", "seki"):
@@ -339,16 +337,17 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     spec = _player_spec(args)
     size = args.board
-    if size is None:
+    if size is None:  # the checkpoint's board; one for another game is refused when built
         ck = _board_of_checkpoint(args.checkpoint) if args.checkpoint else None
-        size = ck.board_size if ck is not None and ck.name == "go" else 9
-    if size not in GO_SIZES:
-        raise DPVError(f"--board {size} is not a supported Go board size {GO_SIZES}")
+        size = ck.board_size if ck is not None else GameConfig.board_size
+    try:
+        cfg = go_config(size, args.komi)
+    except DPVError as e:
+        raise DPVError(f"--board {size}: {e}") from None
     if args.resign_threshold is not None and not -1.0 <= args.resign_threshold <= 1.0:
         raise DPVError(f"--resign-threshold {args.resign_threshold} is outside [-1, 1]")
     from dpv.players.spec import make_player
 
-    cfg = GameConfig(name="go", board_size=size, komi=args.komi, max_game_length=4 * size * size)
     engine = GTPEngine(lambda c: make_player(spec, c, seed=args.seed, device=args.device), cfg,
                        resign_threshold=args.resign_threshold, name=args.name)
     try:

@@ -1,5 +1,6 @@
-from dpv.players.base import MoveInfo, Player
+from dpv.players.base import BatchPlayer, MoveInfo, Player, PlayerFailure, Resign
 from dpv.players.random_player import RandomPlayer
 from dpv.players.spec import make_player, parse_spec
 
-__all__ = ["MoveInfo", "Player", "RandomPlayer", "make_player", "parse_spec"]
+__all__ = ["BatchPlayer", "MoveInfo", "Player", "PlayerFailure", "RandomPlayer", "Resign",
+           "make_player", "parse_spec"]

@@ -17,10 +17,11 @@ import time
 from dpv.config import GameConfig
 from dpv.errors import DPVError
 from dpv.games.coords import action_to_vertex, vertex_to_action
-from dpv.play.match import PlayerFailure, Resign
-from dpv.players.base import MoveInfo
+from dpv.games.base import GameState
+from dpv.players.base import MoveInfo, Player, PlayerFailure, Resign
 
 COLOURS = ("b", "w")
+GTP_GAMES = ("go",)  # the Go Text Protocol names Go's vertices and passes, nothing else
 
 
 class EngineError(PlayerFailure):
@@ -31,10 +32,10 @@ class GTPRefusal(DPVError):
     """The engine answered a command with '? message'."""
 
 
-class GTPPlayer:
+class GTPPlayer(Player):
     def __init__(self, command: str, game_cfg: GameConfig, name: str | None = None,
                  timeout: float = 600.0):
-        if game_cfg.name != "go":
+        if game_cfg.name not in GTP_GAMES:
             raise DPVError(f"GTP engines play Go, not {game_cfg.name}")
         self.command = command
         self.argv = shlex.split(command)
@@ -145,7 +146,7 @@ class GTPPlayer:
         self._send_move("clear_board")
         self._known = []
 
-    def _sync(self, state) -> None:
+    def _sync(self, state: GameState) -> None:
         """Bring the engine's board to `state` by replaying what it has not seen."""
         history = state.history()
         if history[: len(self._known)] != self._known:
@@ -156,7 +157,7 @@ class GTPPlayer:
             self._send_move(f"play {COLOURS[i % 2]} {action_to_vertex(a, self.size)}")
             self._known.append(a)
 
-    def select_move(self, state) -> int:
+    def select_move(self, state: GameState) -> int:
         t0 = time.perf_counter()
         self._sync(state)
         colour = COLOURS[state.current_player()]
@@ -172,7 +173,7 @@ class GTPPlayer:
         self._known.append(action)
         return action
 
-    def notify_move(self, state, action: int) -> None:
+    def notify_move(self, state: GameState, action: int) -> None:
         history = state.history()
         if self._known == history + [action]:
             return  # the engine chose this move itself
@@ -180,7 +181,7 @@ class GTPPlayer:
         self._send_move(f"play {COLOURS[len(history) % 2]} {action_to_vertex(action, self.size)}")
         self._known.append(action)
 
-    def final_score(self) -> str:
+    def final_score(self) -> str | None:
         try:
             return self.send("final_score")
         except GTPRefusal as e:

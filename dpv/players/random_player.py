@@ -6,10 +6,10 @@ import time
 import numpy as np
 
 from dpv.games.base import GameState
-from dpv.players.base import MoveInfo
+from dpv.players.base import MoveInfo, Player
 
 
-class RandomPlayer:
+class RandomPlayer(Player):
     """Picks uniformly among the legal actions, from its own seeded generator."""
 
     def __init__(self, seed: int = 0, name: str = "random"):
@@ -29,7 +29,4 @@ class RandomPlayer:
         return action
 
     def notify_move(self, state: GameState, action: int) -> None:
-        pass
-
-    def close(self) -> None:
         pass

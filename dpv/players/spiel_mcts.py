@@ -7,12 +7,12 @@ import pyspiel
 
 from dpv.config import GameConfig
 from dpv.errors import DPVError
-from dpv.games import make_game
 from dpv.games.base import GameState
-from dpv.players.base import MoveInfo
+from dpv.games.spiel import SpielState, make_game
+from dpv.players.base import MoveInfo, Player
 
 
-class SpielMCTSPlayer:
+class SpielMCTSPlayer(Player):
     """`pyspiel.MCTSBot` (UCT) with `pyspiel.RandomRolloutEvaluator`.
 
     The C++ bot searches from the state it is given, so notify only forwards the move
@@ -33,18 +33,13 @@ class SpielMCTSPlayer:
         self._bot.restart()
 
     def select_move(self, state: GameState) -> int:
-        spiel_state = getattr(state, "spiel_state", None)
-        if spiel_state is None:
+        if not isinstance(state, SpielState):
             raise DPVError(f"{self.name} plays only OpenSpiel-backed states")
         t0 = time.perf_counter()
-        action = int(self._bot.step(spiel_state))
+        action = int(self._bot.step(state.spiel_state))
         self.last_move = MoveInfo(seconds=time.perf_counter() - t0, simulations=self.sims)
         return action
 
     def notify_move(self, state: GameState, action: int) -> None:
-        spiel_state = getattr(state, "spiel_state", None)
-        if spiel_state is not None:
-            self._bot.inform_action(spiel_state, spiel_state.current_player(), action)
-
-    def close(self) -> None:
-        pass
+        if isinstance(state, SpielState):
+            self._bot.inform_action(state.spiel_state, state.spiel_state.current_player(), action)
