@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -62,6 +62,15 @@ class ExitCosts:
         per = np.array([evaluator.exit_cost(i) for i in range(evaluator.num_exits)],
                        dtype=np.float64)
         return cls(per, float(evaluator.deepest_flops()))
+
+
+@dataclass(frozen=True)
+class SearchLimit:
+    """What one search may spend instead of its config's budget (a game clock's share of a
+    move): a FLOPs budget B for the budgeted modes, a simulation count otherwise."""
+
+    simulations: int | None = None
+    budget_flops: float | None = None
 
 
 @dataclass
@@ -140,6 +149,7 @@ class MCTS:
         self._noise = False
         self._raw_root_prior: np.ndarray | None = None  # root priors before this search's noise
         self._max_sims = cfg.simulations
+        self._sims = cfg.simulations  # this search's simulation count (a SearchLimit may set it)
         self._free_exit = k - 1 if self._dynamic else self._fixed_exit
         # N and W of every node as Python lists while a search runs (see begin)
         self._vis: list[float] = []
@@ -166,15 +176,23 @@ class MCTS:
         return run_searches([self], [state], self.evaluator, add_noise)[0]
 
     # ---- driver API (run_searches)
-    def begin(self, state: GameState, add_noise: bool) -> None:
+    def begin(self, state: GameState, add_noise: bool, limit: SearchLimit | None = None) -> None:
         if state.is_terminal():
             raise DPVError("cannot search a terminal position")
         t = self.tree
         root_state = t.states.get(t.root)
         if root_state is None or root_state.history() != state.history():
             t.new_root(state.clone())  # keeps the arrays: no new allocation per game
-        self.budget = (Budget.from_n_ref(self.cfg.n_ref, self.costs.deepest)
-                       if self._budgeted else None)
+        limit = limit or SearchLimit()
+        self._sims = limit.simulations or self.cfg.simulations
+        if limit.budget_flops is not None and self.cfg.exit_mode != "fixed":
+            if not self.costs.deepest > 0:
+                raise DPVError(f"a FLOPs limit for exit_mode {self.cfg.exit_mode!r} needs an "
+                               "evaluator that charges FLOPs; this one is free")
+            self.budget = Budget(limit.budget_flops)
+        else:
+            self.budget = (Budget.from_n_ref(self.cfg.n_ref, self.costs.deepest)
+                           if self._budgeted else None)
         self._reserved = 0.0
         self._pending = set()
         self.simulations = 0
@@ -190,7 +208,7 @@ class MCTS:
         if self.budget is not None:  # an unlimited tree of terminal visits must still end
             self._max_sims = int(self.budget.total // max(self.costs.per_exit.min(), 1e-300)) + 1
         else:
-            self._max_sims = self.cfg.simulations
+            self._max_sims = self._sims
         self._free_exit = self.costs.num_exits - 1 if self._dynamic else self._fixed_exit
         # N and W of every node as Python lists while the search runs: the per-node updates
         # of virtual loss and backup are plain list operations (several times cheaper than
@@ -201,7 +219,7 @@ class MCTS:
     def _fraction(self) -> float:
         if self.budget is not None:
             return self.budget.fraction
-        return min(1.0, self.simulations / self.cfg.simulations)
+        return min(1.0, self.simulations / self._sims)
 
     def _afford(self) -> tuple[int, float] | None:
         """(max_exit, reserved cost) for one more evaluation now, or None if none fits."""
@@ -241,7 +259,7 @@ class MCTS:
         root = t.root
         budget = self.budget
         max_sims = self._max_sims
-        sims_cfg = cfg.simulations
+        sims_cfg = self._sims
         weights = np.ones(2)
         leaves: list[Leaf] = []
         for _ in range(cfg.leaves_per_call):
@@ -365,21 +383,21 @@ class MCTS:
         root_visits = visits[root]
         root_sum = value_sum[root]
         root_mover = mover.item(root)
-        values = values.tolist()
+        row_values: list[float] = values.tolist()
         for i, leaf in enumerate(leaves):
             path = leaf.path
             node = path[-1]
             pending.discard(node)
             deferred[node] = (policy, i, leaf.legal)  # row i, taken at expansion
-            value = values[i]
+            val = row_values[i]
             player = to_move.item(node)
             root_visits += dv
-            root_sum += value if root_mover == player else -value
+            root_sum += val if root_mover == player else -val
             for j in range(1, len(path)):
                 x = path[j]
                 nv = visits[x] + dv
                 visits[x] = nv
-                sv = value_sum[x] + ((value if mover.item(x) == player else -value) + vl)
+                sv = value_sum[x] + ((val if mover.item(x) == player else -val) + vl)
                 value_sum[x] = sv
                 q[x] = sv / nv
                 u[x] = prior.item(x) / (nv + 1.0)
@@ -427,6 +445,15 @@ class MCTS:
         if k > 0:
             self._vis.extend([0.0] * k)
             self._vsum.extend([0.0] * k)
+
+    def sync(self) -> None:
+        """Write the running search's N and W (kept in lists while it runs) into the tree's
+        arrays, so the tree can be read between steps: analysis reports while it searches.
+        Between steps every leaf sent has been absorbed, so no virtual loss is counted."""
+        t = self.tree
+        n = len(self._vis)
+        t.visits[:n] = self._vis
+        t.value_sum[:n] = self._vsum
 
     def finish(self) -> SearchResult:
         t = self.tree
@@ -493,7 +520,9 @@ def _batch_inputs(leaves: list[Leaf], num_actions: int, want_planes: bool, want_
 
 
 def run_searches(searches: Sequence[MCTS], states: Sequence[GameState], evaluator: Evaluator,
-                 add_noise: bool | Sequence[bool] = False) -> list[SearchResult]:
+                 add_noise: bool | Sequence[bool] = False,
+                 limits: Sequence[SearchLimit | None] | None = None,
+                 stop: Callable[[], bool] | None = None) -> list[SearchResult]:
     """Search `states[i]` with `searches[i]`, all trees stepped together; one
     `evaluator.evaluate` call per step carries every tree's pending leaves.
 
@@ -501,12 +530,17 @@ def run_searches(searches: Sequence[MCTS], states: Sequence[GameState], evaluato
     that set `wants_planes = False` get no observation planes, and those that set
     `wants_legal = False` (their policy does not depend on the legal moves, e.g. uniform)
     get an all-True mask: the tree renormalises priors over the legal moves at expansion
-    either way, and then need not list a leaf's legal moves until it is passed through."""
+    either way, and then need not list a leaf's legal moves until it is passed through.
+
+    `limits[i]` replaces search i's budget for this search (None: its config's). `stop` is
+    asked after every step; when it answers True the searches end there (a deadline, or a
+    GTP command arriving during analysis)."""
     if len(searches) != len(states):
         raise ValueError("one state per search")
     noise = [add_noise] * len(searches) if isinstance(add_noise, bool) else list(add_noise)
-    for s, st, nz in zip(searches, states, noise):
-        s.begin(st, nz)
+    limits = list(limits) if limits is not None else [None] * len(searches)
+    for s, st, nz, lim in zip(searches, states, noise, limits):
+        s.begin(st, nz, lim)
     want_states = evaluator.wants_states
     want_planes = evaluator.wants_planes
     want_legal = evaluator.wants_legal
@@ -541,4 +575,6 @@ def run_searches(searches: Sequence[MCTS], states: Sequence[GameState], evaluato
         elif progress == 0:
             raise RuntimeError("search made no progress (no leaves, no terminal visits)")
         active = [s for s in active if not s.done()]
+        if stop is not None and active and stop():
+            break
     return [s.finish() for s in searches]
