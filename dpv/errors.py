@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import functools
 import sys
-from typing import Callable, TypeVar
+from typing import Any, Callable, TypeVar, cast
 
 F = TypeVar("F", bound=Callable[..., object])
 
@@ -27,7 +27,7 @@ def cli_main(fn: F) -> F:
     """Wrap a CLI entry point: DPVError -> 'error: ...' on stderr and exit code 2."""
 
     @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except DPVError as e:
@@ -37,4 +37,4 @@ def cli_main(fn: F) -> F:
             print("interrupted", file=sys.stderr)
             sys.exit(130)
 
-    return wrapper  # type: ignore[return-value]
+    return cast(F, wrapper)

@@ -34,7 +34,7 @@ class ExitContext:
 
     @property
     def batch(self) -> int:
-        return self.logits[-1].shape[0]
+        return int(self.logits[-1].shape[0])
 
     def r(self) -> np.ndarray:
         if self.budget_fraction is None:
@@ -52,12 +52,14 @@ def masked_softmax(logits: np.ndarray, mask: np.ndarray | None = None) -> np.nda
         z = np.where(mask, z, -np.inf)
     z = z - z.max(axis=-1, keepdims=True)
     e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
+    probs: npt.NDArray[np.float64] = e / e.sum(axis=-1, keepdims=True)
+    return probs
 
 
 def entropy(p: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
-        return -np.where(p > 0, p * np.log(p), 0.0).sum(axis=-1)
+        h: npt.NDArray[np.float64] = -np.where(p > 0, p * np.log(p), 0.0).sum(axis=-1)
+    return h
 
 
 @runtime_checkable
@@ -96,8 +98,9 @@ class ConfidenceThreshold(ExitPolicy):
 
     tau: float
 
-    def decide(self, ctx: ExitContext) -> np.ndarray:
-        return ctx.probs().max(axis=-1) >= self.tau
+    def decide(self, ctx: ExitContext) -> BoolArray:
+        stop: BoolArray = ctx.probs().max(axis=-1) >= self.tau
+        return stop
 
 
 @dataclass(frozen=True)
@@ -110,11 +113,12 @@ class DynamicThreshold(ExitPolicy):
     tau0: float
     alpha: float
 
-    def thresholds(self, ctx: ExitContext) -> np.ndarray:
+    def thresholds(self, ctx: ExitContext) -> FloatArray:
         return self.tau0 + self.alpha * ctx.r()
 
-    def decide(self, ctx: ExitContext) -> np.ndarray:
-        return ctx.probs().max(axis=-1) >= self.thresholds(ctx)
+    def decide(self, ctx: ExitContext) -> BoolArray:
+        stop: BoolArray = ctx.probs().max(axis=-1) >= self.thresholds(ctx)
+        return stop
 
 
 @dataclass(frozen=True)
@@ -226,12 +230,12 @@ def run_online(
         return ExitContext(k, num_exits, hist, None if legal_mask is None else legal_mask[idx],
                            None if r_all is None else r_all[idx], flops)
 
-    def record(k: int, logits, idx: np.ndarray) -> ExitContext:
+    def record(k: int, logits: torch.Tensor, idx: np.ndarray) -> ExitContext:
         seen.append(logits.float().cpu().numpy())
         rows_at.append(idx)
         return context(k, idx)
 
-    def stop(k: int, out, rows) -> np.ndarray:
+    def stop(k: int, out: Any, rows: torch.Tensor) -> np.ndarray:
         idx = rows.cpu().numpy()
         ctx = record(k, logits_of(out), idx)
         done = np.asarray(policy.decide(ctx), dtype=bool)

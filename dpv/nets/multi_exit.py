@@ -151,7 +151,9 @@ class MultiExitNet(nn.Module):
 
     def exit_params(self) -> list[int]:
         """Parameters used by `forward_to(k)`: stem + stages 0..k + head k."""
-        count = lambda m: sum(p.numel() for p in m.parameters())
+        def count(m: nn.Module) -> int:
+            return sum(p.numel() for p in m.parameters())
+
         base = count(self.stem)
         out = []
         for k in range(self.num_exits):
@@ -178,19 +180,23 @@ def _gather(collected: list[tuple[torch.Tensor, Any]], n: int) -> Any:
 
     if isinstance(first, torch.Tensor):
         return assemble(lambda o: o)
-    return type(first)(*(assemble(lambda o, i=i: o[i]) for i in range(len(first))))
+
+    def field(i: int) -> Callable[[Any], torch.Tensor]:
+        return lambda o: o[i]
+
+    return type(first)(*(assemble(field(i)) for i in range(len(first))))
 
 
 def _module_flops(module: nn.Module, inp: torch.Tensor) -> tuple[float, Any]:
     """2 x MACs of every Conv2d / Linear in `module` for one sample; BN/ReLU/adds ignored."""
     total = [0.0]
 
-    def conv_hook(m: nn.Conv2d, args, out):
+    def conv_hook(m: nn.Conv2d, args: Any, out: torch.Tensor) -> None:
         kh, kw = m.kernel_size
         macs = out.shape[1] * out.shape[2] * out.shape[3] * (m.in_channels // m.groups) * kh * kw
         total[0] += 2.0 * macs
 
-    def linear_hook(m: nn.Linear, args, out):
+    def linear_hook(m: nn.Linear, args: Any, out: torch.Tensor) -> None:
         total[0] += 2.0 * m.in_features * m.out_features * (out.numel() // out.shape[-1]) / out.shape[0]
 
     handles = []
