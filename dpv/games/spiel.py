@@ -168,10 +168,6 @@ class SpielGame:
         self._column_policy = self.num_actions == width and height != width
 
     @property
-    def has_pass(self) -> bool:
-        return self.pass_action is not None
-
-    @property
     def spiel_game(self):
         return self._game
 
