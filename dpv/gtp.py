@@ -1,7 +1,7 @@
-"""`python -m dpv.gtp`: the entry point; the code is in `dpv.play.gtp`."""
+"""`python -m dpv.gtp`: the entry point; the engine is `dpv.play.gtp`, its command line `dpv.play.gtp_cli`."""
 import sys
 
-from dpv.play.gtp import main
+from dpv.play.gtp_cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

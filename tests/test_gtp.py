@@ -7,7 +7,6 @@ import pytest
 
 from dpv.config import GameConfig
 from dpv.play.experiments import untrained_checkpoint
-from dpv.games.scoring import score_state
 from dpv.play.gtp import GTPEngine
 from dpv.players.spec import make_player
 
@@ -50,8 +49,9 @@ def test_scripted_gui_session():
     reply = ask(e, "genmove b")  # and play goes on after the rejected move
     assert reply.startswith("= ") and len(e.state.history()) == len(before) + 1
     assert ask(e, "undo") == "=" and e.state.history() == before
-    assert "ABCDEFGHJ" in ask(e, "showboard")
-    assert ask(e, "final_score") == "= " + score_state(e.state).result
+    board = ask(e, "showboard")
+    assert board.startswith("= \n   A B C D E F G H J\n 9 ") and "\n\n" not in board
+    assert ask(e, "final_score") == "= " + e._judgement().score.result
     assert ask(e, "play w Z9") == "? invalid vertex"
     assert ask(e, "play x D5") == "? invalid color"
     assert ask(e, "boardsize 10") == "? unacceptable size"

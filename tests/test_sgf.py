@@ -57,7 +57,8 @@ def test_reader_follows_the_main_line_and_inserts_passes_for_repeated_colours():
 @pytest.mark.parametrize("text,message", [
     ("hello", "not an SGF file"),
     ("(;GM[2]SZ[8])", "not Go"),
-    ("(;SZ[5]AB[aa][bb])", "setup stones"),
+    ("(;SZ[5]AW[aa][bb])", "AW \\(white stones\\) cannot be replayed"),
+    ("(;SZ[5];B[cc];AB[aa])", "AB \\(black stones\\) after the start"),
     ("(;SZ[5];B[cc];W[cc])", "move 2"),
     ("(;SZ[5]C[open", "unterminated"),
     ("(;SZ[5]KM[lots])", "komi"),

@@ -1,31 +1,50 @@
 """GTP v2 engine: serves any DPV player (a checkpoint with an exit mode and budget, random,
-OpenSpiel MCTS) to GUIs and match runners (GoGui, Sabaki, gogui-twogtp, the arena).
+OpenSpiel MCTS) to GUIs and match runners (Lizzie, Sabaki, GoGui, gogui-twogtp, the arena).
 
     python -m dpv.gtp --checkpoint ckpt/best.pt --mode dynamic --n-ref 100 --tau0 0.6 --alpha 0.3
     python -m dpv.gtp --player random
 
-Every command gets an answer; errors are '? message' lines and never end the engine.
+Every command gets one reply, framed by `dpv.play.gtp_protocol` (no empty line inside);
+errors are '? message' and never end the engine, and a failed command leaves the position as
+it was. The pieces: `gtp_board` (showboard), `gtp_clock` (time), `gtp_handicap`,
+`gtp_dead` (final_status_list, final_score), `gtp_analysis` and `gtp_search` (lz-analyze,
+kata-analyze and timed moves, for network players), `sgf` (loadsgf, printsgf).
 """
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import sys
+import time
 import traceback
+from pathlib import Path
 from typing import Callable, TextIO
+
+import numpy as np
 
 from dpv import __version__
 from dpv.config import GameConfig
-from dpv.errors import DPVError, cli_main
+from dpv.errors import DPVError
 from dpv.games import make_game
 from dpv.games.coords import action_to_vertex, vertex_to_action
-from dpv.games.scoring import score_state
+from dpv.play import gtp_handicap as handicap
+from dpv.play.gtp_board import draw_board
+from dpv.play.gtp_clock import ClockError, GameClock, TimeSystem
+from dpv.play.gtp_dead import Judgement, Playouts, judge
+from dpv.play.gtp_protocol import REPLY_END, Command, LineSource, frame, parse_command, reply_head
+from dpv.play.sgf import SGFError, read_sgf, replay, setup_moves, write_sgf
 from dpv.players.base import Player, Resign
 
-COMMANDS = (
-    "protocol_version", "name", "version", "known_command", "list_commands", "quit",
-    "boardsize", "clear_board", "komi", "play", "genmove", "undo", "showboard", "final_score",
-    "final_status_list", "time_settings", "time_left", "kgs-genmove_cleanup",
-)
+ADMIN = ("protocol_version", "name", "version", "known_command", "list_commands", "quit")
+SETUP = ("boardsize", "clear_board", "komi", "fixed_handicap", "place_free_handicap",
+         "set_free_handicap", "loadsgf")
+PLAY = ("play", "genmove", "kgs-genmove_cleanup", "undo")
+CLOCK = ("time_settings", "kgs-time_settings", "time_left")
+INFO = ("showboard", "printsgf", "final_score", "final_status_list")
+ANALYSIS = ("lz-analyze", "lz-genmove_analyze", "kata-analyze", "kata-genmove_analyze")
+COLOUR_WORDS = ("black", "white")
+
+Write = Callable[[str], None]
+Stop = Callable[[], bool]
 
 
 class GTPFailure(Exception):
@@ -51,6 +70,18 @@ def go_config(size: int, komi: float, history: int = GameConfig.history,
     return cfg
 
 
+def _search_of(player: Player, seed: int):
+    """The engine's hold on a network player's search (analysis, clock), None for players
+    that search in their own way. A player can only be a NetPlayer if its module is loaded,
+    so engines serving random or OpenSpiel players never import torch for this."""
+    module = sys.modules.get("dpv.players.net_player")
+    if module is None or not isinstance(player, module.NetPlayer):
+        return None
+    from dpv.play.gtp_search import PlayerSearch
+
+    return PlayerSearch(player, np.random.default_rng(seed))
+
+
 class GTPEngine:
     """The GTP state machine, independent of stdin/stdout so tests drive it directly.
 
@@ -58,52 +89,70 @@ class GTPEngine:
     board size or komi changes (a checkpoint for another size answers 'unacceptable size')."""
 
     def __init__(self, player_factory: Callable[[GameConfig], Player], game_cfg: GameConfig,
-                 resign_threshold: float | None = None, name: str = "DPV"):
+                 resign_threshold: float | None = None, name: str = "DPV", seed: int = 0):
         self.factory = player_factory
         self.cfg = game_cfg
         self.resign_threshold = resign_threshold
         self.engine_name = name
+        self.seed = seed
         self.player = player_factory(game_cfg)
+        self.search = _search_of(self.player, seed)
         self.game = make_game(game_cfg)
         self.state = self.game.new_state()
+        self.clock = GameClock()
+        self.setup = 0  # moves at the start of the history that placed handicap stones
+        self.handicap: list[int] = []  # those stones (Black), for printsgf
+        self._judged: tuple[tuple[int, ...], Judgement] | None = None
         self.finished = False  # after 'quit'
 
     # ------------------------------------------------------------------ plumbing
-    def handle(self, line: str) -> str | None:
-        """Answer one input line ('=id text\\n\\n' or '?id message\\n\\n'); None for blank lines."""
-        line = "".join(ch for ch in line.replace("\t", " ") if ch >= " " or ch == "\n")
-        line = line.split("#", 1)[0].strip()
-        if not line:
-            return None
-        parts = line.split()
-        ident = ""
-        if parts[0].isdigit():
-            ident = parts.pop(0)
-            if not parts:
-                return f"?{ident} missing command\n\n"
-        cmd, args = parts[0], parts[1:]
-        try:
-            method = getattr(self, "cmd_" + cmd.replace("-", "_"), None) if cmd in COMMANDS else None
-            if method is None:
-                raise GTPFailure("unknown command")
-            out = method(args)
-        except GTPFailure as e:
-            return f"?{ident} {e}\n\n"
-        except DPVError as e:
-            return f"?{ident} {e}\n\n"
-        except Exception as e:  # a bug must not take a GUI's engine down: report it, go on
-            traceback.print_exc(file=sys.stderr)
-            return f"?{ident} internal error: {type(e).__name__}: {e}\n\n"
-        return f"={ident} {out}\n\n" if out else f"={ident}\n\n"
+    def commands(self) -> tuple[str, ...]:
+        analysis = ANALYSIS if self.search is not None else ()
+        return ADMIN + SETUP + PLAY + CLOCK + INFO + analysis
+
+    def respond(self, line: str, write: Write, stop: Stop) -> None:
+        """Answer one input line through `write` (nothing for an empty line). Streaming
+        commands (analysis) report until `stop()` says the next command has arrived."""
+        cmd = parse_command(line)
+        if cmd is None:
+            return
+        if cmd.name in ANALYSIS and cmd.name in self.commands():
+            self._stream(cmd, write, stop)
+        else:
+            write(self._answer(cmd))
+
+    def handle(self, line: str, stop: Stop | None = None) -> str | None:
+        """The whole reply to one line (None for an empty line); analysis stops when
+        `stop()` is True (by default after its first search step)."""
+        out: list[str] = []
+        self.respond(line, out.append, stop or (lambda: True))
+        return "".join(out) or None
 
     def serve(self, inp: TextIO, out: TextIO) -> None:
-        for line in inp:
-            answer = self.handle(line)
-            if answer is not None:
-                out.write(answer)
-                out.flush()
+        source = LineSource(inp)
+
+        def write(text: str) -> None:
+            out.write(text)
+            out.flush()
+
+        while (line := source.get()) is not None:
+            self.respond(line, write, source.waiting)
             if self.finished:
                 break
+
+    def _answer(self, cmd: Command) -> str:
+        if not cmd.name:
+            return frame(cmd.ident, False, "missing command")
+        try:
+            if cmd.name not in self.commands():
+                raise GTPFailure("unknown command")
+            out = getattr(self, "cmd_" + cmd.name.replace("-", "_"))(cmd.args)
+        except (GTPFailure, DPVError, ClockError, handicap.HandicapError) as e:
+            return frame(cmd.ident, False, str(e))
+        except Exception as e:  # a bug must not take a GUI's engine down: report it, go on
+            traceback.print_exc(file=sys.stderr)
+            return frame(cmd.ident, False, f"internal error: {type(e).__name__}: {e}")
+        return frame(cmd.ident, True, out)
 
     def _size(self) -> int:
         return self.cfg.board_size
@@ -113,8 +162,10 @@ class GTPEngine:
         player = self.factory(cfg)  # raises before anything changes if the player refuses
         self.close_player()
         self.player, self.cfg = player, cfg
+        self.search = _search_of(player, self.seed)
         self.game = make_game(cfg)
         self.state = self.game.new_state()
+        self.setup, self.handicap = 0, []
 
     def _replay(self, moves: list[int]) -> None:
         """Rebuild the position from moves, and the player's view of it (after undo etc.)."""
@@ -123,6 +174,10 @@ class GTPEngine:
         for a in moves:
             self.player.notify_move(self.state, a)
             self.state.apply(a)
+
+    def _clear(self) -> None:
+        self._replay([])
+        self.setup, self.handicap = 0, []
 
     def _apply(self, action: int) -> None:
         self.player.notify_move(self.state, action)
@@ -155,10 +210,10 @@ class GTPEngine:
     def cmd_known_command(self, args):
         if len(args) != 1:
             raise GTPFailure("syntax error: known_command COMMAND")
-        return "true" if args[0] in COMMANDS else "false"
+        return "true" if args[0] in self.commands() else "false"
 
     def cmd_list_commands(self, args):
-        return "\n".join(COMMANDS)
+        return "\n".join(self.commands())
 
     def cmd_quit(self, args):
         self.finished = True
@@ -179,11 +234,11 @@ class GTPEngine:
             except DPVError as e:
                 raise GTPFailure(f"unacceptable size ({e})") from None
         else:
-            self._replay([])
+            self._clear()
         return ""
 
     def cmd_clear_board(self, args):
-        self._replay([])
+        self._clear()
         return ""
 
     def cmd_komi(self, args):
@@ -196,21 +251,101 @@ class GTPEngine:
         if komi != komi or abs(komi) > 1000:
             raise GTPFailure("syntax error: komi out of range")
         if komi != self.cfg.komi:
-            moves = self.state.history()
+            moves, setup, stones = self.state.history(), self.setup, self.handicap
             self._new_game(go_config(self.cfg.board_size, komi, self.cfg.history,
                                      self.cfg.max_game_length))
             self._replay(moves)
+            self.setup, self.handicap = setup, stones
+        return ""
+
+    def _place_handicap(self, stones: list[int]) -> str:
+        """Black's handicap stones on an empty board (see gtp_handicap for how they are held)."""
+        if self.state.history() or self.handicap:
+            raise GTPFailure("board not empty")
+        moves = setup_moves(stones, self._size())
+        for a in moves:
+            if not self.state.is_legal(a):
+                self._clear()
+                raise GTPFailure(f"cannot place a stone at {action_to_vertex(a, self._size())}")
+            self._apply(a)
+        self.setup, self.handicap = len(moves), list(stones)
+        return handicap.vertices(stones, self._size())
+
+    def _count(self, args, command: str) -> int:
+        if len(args) != 1 or not args[0].isdigit():
+            raise GTPFailure(f"syntax error: {command} NUMBER_OF_STONES")
+        return int(args[0])
+
+    def cmd_fixed_handicap(self, args):
+        n = self._count(args, "fixed_handicap")
+        return self._place_handicap(handicap.fixed_points(self._size(), n))
+
+    def cmd_place_free_handicap(self, args):
+        n = self._count(args, "place_free_handicap")
+        if n < 2:
+            raise GTPFailure("invalid handicap: at least 2 stones")
+        top = handicap.max_handicap(self._size())  # our free placement is the fixed one
+        return self._place_handicap(handicap.fixed_points(self._size(), min(n, top) if top else n))
+
+    def cmd_set_free_handicap(self, args):
+        try:
+            stones = [vertex_to_action(v, self._size()) for v in args]
+        except ValueError:
+            raise GTPFailure("invalid vertex") from None
+        handicap.check_free(self._size(), stones)
+        self._place_handicap(stones)
+        return ""
+
+    def cmd_loadsgf(self, args):
+        """loadsgf FILE [MOVE]: the position before MOVE (default: after the last move).
+        Board size and komi come from the file; nothing changes if anything fails."""
+        if len(args) not in (1, 2) or (len(args) == 2 and not args[1].isdigit()):
+            raise GTPFailure("syntax error: loadsgf FILE [MOVE_NUMBER]")
+        path = args[0]
+        try:
+            record = read_sgf(path)
+            if len(args) == 2:
+                if int(args[1]) < 1:
+                    raise GTPFailure("syntax error: move numbers start at 1")
+                record.moves = record.moves[:int(args[1]) - 1]
+            cfg = go_config(record.size, record.komi, self.cfg.history)
+            needed = 2 * (len(record.moves) + len(record.setup_black))  # passes may come between
+            if needed > cfg.max_game_length:
+                cfg = dataclasses.replace(cfg, max_game_length=needed)
+            moves = replay(record, cfg).history()
+            player = self.factory(cfg) if cfg != self.cfg else None
+        except (DPVError, SGFError) as e:
+            raise GTPFailure(f"cannot load {path}: {e}") from None
+        if player is not None:
+            self.close_player()
+            self.player, self.cfg = player, cfg
+            self.search = _search_of(player, self.seed)
+            self.game = make_game(cfg)
+        self._replay(moves)
+        stones = record.setup_black
+        self.setup, self.handicap = len(setup_moves(stones, record.size)), list(stones)
+        return COLOUR_WORDS[self.state.current_player()]
+
+    # ------------------------------------------------------------------ clock
+    def _set_clock(self, system: TimeSystem) -> str:
+        self.clock.set_system(system)
+        if self.clock.limited and self.search is not None:
+            lat = self.search.calibrate(self.game.new_state())
+            print(f"dpv.gtp: measured latency per evaluation: {lat.describe()}", file=sys.stderr)
         return ""
 
     def cmd_time_settings(self, args):
         if len(args) != 3 or not all(a.isdigit() for a in args):
             raise GTPFailure("syntax error: time_settings MAIN BYO_YOMI STONES")
-        return ""  # accepted; players search by simulations or FLOPs, not by clock
+        return self._set_clock(TimeSystem.from_gtp(*(int(a) for a in args)))
+
+    def cmd_kgs_time_settings(self, args):
+        return self._set_clock(TimeSystem.from_kgs(args))
 
     def cmd_time_left(self, args):
         if len(args) != 3 or not args[1].isdigit() or not args[2].isdigit():
             raise GTPFailure("syntax error: time_left COLOR TIME STONES")
-        _parse_colour(args[0])
+        self.clock.time_left(_parse_colour(args[0]), float(args[1]), int(args[2]))
         return ""
 
     # ------------------------------------------------------------------ play
@@ -237,126 +372,148 @@ class GTPEngine:
         self._apply(action)
         return ""
 
-    def cmd_genmove(self, args):
-        if len(args) != 1:
-            raise GTPFailure("syntax error: genmove COLOR")
-        colour = _parse_colour(args[0])
+    def _check_turn(self, colour: int) -> None:
+        """What `_to_move` would refuse, refused before anything is played or written."""
+        if (not self.state.is_terminal() and colour != self.state.current_player()
+                and self.state.history()[-1:] == [self.game.pass_action]):
+            raise GTPFailure("cannot play the same colour twice right after a pass")
+
+    def _genmove(self, colour: int, report=None) -> str:
+        """The player's move for `colour`, played; under a clock the search gets its share,
+        and `report` = (request, write) makes it report as it goes (lz-genmove_analyze)."""
         if self.state.is_terminal():
             return "pass"
+        before = self.state.history()
         self._to_move(colour)
         if self.state.is_terminal():
             return "pass"
+        t0 = time.perf_counter()
+        share = self.clock.share(colour, len(self.state.history()), self._size() ** 2)
         try:
-            action = int(self.player.select_move(self.state))
+            if self.search is not None and (share is not None or report is not None):
+                action, info = self.search.move(self.state, share, *(report or (None, None)))
+            else:
+                action, info = int(self.player.select_move(self.state)), None
+                info = self.player.last_move
         except Resign:
+            self._undo_inserted_pass(before)
             return "resign"
-        value = self.player.last_move.root_value
+        self.clock.spend(colour, time.perf_counter() - t0)
+        value = info.root_value if info is not None else None
         if self.resign_threshold is not None and value is not None and value < self.resign_threshold:
+            self._undo_inserted_pass(before)
             return "resign"
         if not self.state.is_legal(action):
             raise GTPFailure(f"engine chose an illegal move ({action})")
         self._apply(action)
         return action_to_vertex(action, self._size())
 
-    cmd_kgs_genmove_cleanup = cmd_genmove
+    def _undo_inserted_pass(self, before: list[int]) -> None:
+        if self.state.history() != before:
+            self._replay(before)
+
+    def cmd_genmove(self, args):
+        if len(args) != 1:
+            raise GTPFailure("syntax error: genmove COLOR")
+        return self._genmove(_parse_colour(args[0]))
+
+    def cmd_kgs_genmove_cleanup(self, args):
+        if len(args) != 1:
+            raise GTPFailure("syntax error: kgs-genmove_cleanup COLOR")
+        return self._genmove(_parse_colour(args[0]))
 
     def cmd_undo(self, args):
         moves = self.state.history()
-        if not moves:
+        if len(moves) <= self.setup:
             raise GTPFailure("cannot undo")
         self._replay(moves[:-1])
         return ""
 
     # ------------------------------------------------------------------ information
     def cmd_showboard(self, args):
-        return "\n" + str(self.state.spiel_state).strip()
+        return draw_board(self.game, self.state)
+
+    def _judgement(self) -> Judgement:
+        """Dead stones and the score without them, for the position as it stands (cached)."""
+        key = tuple(self.state.history())
+        if self._judged is None or self._judged[0] != key:
+            black, white = self.game.stones(self.state.spiel_state)
+            playouts = Playouts(self.game, np.random.default_rng(self.seed))
+            own = playouts.ownership(list(key))
+            self._judged = (key, judge(black, white, self.cfg.komi, own))
+        return self._judged[1]
 
     def cmd_final_score(self, args):
-        if self.state.is_terminal():
-            return self.game.result(self.state).text
-        return score_state(self.state).result  # the board as it stands, area scored
+        if self.state.is_terminal() and self.game.result(self.state).reason != "score":
+            return self.game.result(self.state).text  # superko or length limit: OpenSpiel's end
+        return self._judgement().score.result
 
     def cmd_final_status_list(self, args):
         if len(args) != 1 or args[0] not in ("alive", "dead", "seki"):
             raise GTPFailure("syntax error: final_status_list alive|dead|seki")
-        if args[0] != "alive":
-            return ""  # area scoring of played-out games: no stone is dead
+        if args[0] == "seki":
+            return ""  # the playouts know no seki (gtp_dead)
+        dead = self._judgement().dead
         black, white = self.game.stones(self.state.spiel_state)
+        stones = (black | white).astype(bool)
+        chosen = dead if args[0] == "dead" else stones & ~dead
         n = self._size()
-        return " ".join(action_to_vertex(int(i), n) for i in (black | white).reshape(-1).nonzero()[0])
+        return " ".join(action_to_vertex(int(i), n) for i in np.flatnonzero(chosen.reshape(-1)))
 
+    def _sgf_text(self) -> str:
+        moves = self.state.history()[self.setup:]
+        result = None
+        if self.state.is_terminal():
+            result = self.cmd_final_score([])
+        return write_sgf(moves, self._size(), self.cfg.komi, result=result,
+                         setup_black=self.handicap, first_colour=1 if self.handicap else 0,
+                         extra={"GN": f"{self.engine_name} printsgf"})
 
-def _player_spec(args) -> str:
-    if args.player and args.checkpoint:
-        raise DPVError("give either --player or --checkpoint, not both")
-    if args.player:
-        return args.player
-    if not args.checkpoint:
-        raise DPVError("give --checkpoint PATH or --player SPEC (e.g. --player random)")
-    opts = [f"mode={args.mode}"]
-    for key in ("n_ref", "tau0", "alpha", "exit", "sims"):
-        v = getattr(args, key)
-        if v is not None:
-            opts.append(f"{key}={v}")
-    return f"net:{args.checkpoint}," + ",".join(opts)
+    def cmd_printsgf(self, args):
+        if len(args) > 1:
+            raise GTPFailure("syntax error: printsgf [FILE]")
+        text = self._sgf_text()
+        if not args:
+            return text.rstrip("\n")
+        from dpv.checkpoint import atomic_write_bytes
 
+        try:
+            atomic_write_bytes(Path(args[0]), text.encode())
+        except OSError as e:
+            raise GTPFailure(f"cannot write {args[0]}: {e.strerror or e}") from None
+        return ""
 
-def _board_of_checkpoint(path: str) -> GameConfig | None:
-    from dpv.checkpoint import load_checkpoint
-    from dpv.config import from_dict
+    # ------------------------------------------------------------------ analysis
+    def _stream(self, cmd: Command, write: Write, stop: Stop) -> None:
+        """lz-analyze / kata-analyze report until stop(); their genmove forms report while
+        searching and end with 'play VERTEX'. Argument errors are ordinary '?' replies."""
+        from dpv.play.gtp_analysis import AnalysisError, parse_request
 
-    payload = load_checkpoint(path)
-    try:
-        return from_dict(GameConfig, payload["game"], "game")
-    except (KeyError, DPVError):
-        return None  # load_policy_value names the problem when the player is built
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m dpv.gtp", description=__doc__.split("\n\n")[0])
-    p.add_argument("--checkpoint", help="policy-value checkpoint to play with")
-    p.add_argument("--mode", default="fixed", help="exit mode: fixed, fixed_budget, dynamic, dynamic_static")
-    p.add_argument("--n-ref", dest="n_ref", type=int, help="FLOPs budget in full-network simulations")
-    p.add_argument("--tau0", type=float, help="confidence threshold at the start of a search")
-    p.add_argument("--alpha", type=float, help="threshold growth with the budget used (tau0 + alpha*r)")
-    p.add_argument("--exit", type=int, help="fixed exit index (-1 = deepest)")
-    p.add_argument("--sims", type=int, help="simulations per move")
-    p.add_argument("--player", help="any player spec instead of a checkpoint: random, mcts:sims=200, ...")
-    p.add_argument("--board", type=int, help="initial board size (default: the checkpoint's, else 9)")
-    p.add_argument("--komi", type=float, default=7.5)
-    p.add_argument("--resign-threshold", type=float, default=None,
-                   help="resign when the player's value estimate is below this (default: never)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--name", default="DPV")
-    return p
-
-
-@cli_main
-def main(argv: list[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
-    spec = _player_spec(args)
-    size = args.board
-    if size is None:  # the checkpoint's board; one for another game is refused when built
-        ck = _board_of_checkpoint(args.checkpoint) if args.checkpoint else None
-        size = ck.board_size if ck is not None else GameConfig.board_size
-    try:
-        cfg = go_config(size, args.komi)
-    except DPVError as e:
-        raise DPVError(f"--board {size}: {e}") from None
-    if args.resign_threshold is not None and not -1.0 <= args.resign_threshold <= 1.0:
-        raise DPVError(f"--resign-threshold {args.resign_threshold} is outside [-1, 1]")
-    from dpv.players.spec import make_player
-
-    engine = GTPEngine(lambda c: make_player(spec, c, seed=args.seed, device=args.device), cfg,
-                       resign_threshold=args.resign_threshold, name=args.name)
-    try:
-        engine.serve(sys.stdin, sys.stdout)
-    except (BrokenPipeError, KeyboardInterrupt):
-        pass  # the controller went away
-    finally:
-        engine.close_player()
-
-
-if __name__ == "__main__":
-    main()
+        try:
+            request = parse_request(cmd.name, cmd.args)
+            to_move = self.state.current_player()
+            genmove = cmd.name.endswith("genmove_analyze")
+            colour = request.colour if request.colour is not None else to_move
+            if genmove:
+                self._check_turn(colour)
+            elif colour != to_move:
+                raise GTPFailure(f"{cmd.name} {'BW'[colour]}: {COLOUR_WORDS[to_move]} "
+                                 "is to move here (this engine analyses the side to move)")
+        except (AnalysisError, GTPFailure) as e:
+            write(frame(cmd.ident, False, str(e)))
+            return
+        if genmove:
+            write(reply_head(cmd.ident))
+            try:
+                move = self._genmove(colour, report=(request, write))
+                write(f"play {move}\n")
+            except Exception:  # the reply has begun: close it, say why on stderr
+                traceback.print_exc(file=sys.stderr)
+            write(REPLY_END)
+            return
+        write(reply_head(cmd.ident))
+        try:
+            self.search.analyse(self.state, request, write, stop)
+        except Exception:
+            traceback.print_exc(file=sys.stderr)
+        write(REPLY_END)

@@ -2,8 +2,10 @@
 game adapter (to resume analysis or check a record).
 
 Only what game records need: a root node with game properties and one main line of B/W
-moves (variations are skipped, the first line is followed). Setup stones (AB/AW/AE) cannot be
-replayed into OpenSpiel's Go and are refused with a clear error.
+moves (variations are skipped, the first line is followed). OpenSpiel's Go has no setup-stone
+API, so of the setup properties only Black stones in the root (AB, a handicap) are kept and
+replayed as a handicap position (`dpv.play.gtp_handicap`: Black stones with White passing
+between them); AW, AE, and setup stones after the root are refused with a one-line reason.
 """
 from __future__ import annotations
 
@@ -49,6 +51,7 @@ class SGFGame:
     moves: list[tuple[int, int]] = field(default_factory=list)  # (colour 0=B/1=W, action)
     properties: dict[str, str] = field(default_factory=dict)  # root properties (first value)
     comments: dict[int, str] = field(default_factory=dict)  # move number (1-based) -> C[]
+    setup_black: list[int] = field(default_factory=list)  # AB of the root: handicap stones
 
     @property
     def result(self) -> str | None:
@@ -67,8 +70,12 @@ def write_sgf(
     move_comments: dict[int, str] | None = None,
     date: str | None = None,
     extra: dict[str, str] | None = None,
+    setup_black: list[int] | None = None,
+    first_colour: int = 0,
 ) -> str:
-    """One game as SGF text; moves alternate from Black; move_comments keys are 1-based."""
+    """One game as SGF text; moves alternate from `first_colour` (0 Black, 1 White: after
+    handicap stones, given as `setup_black`, White moves first); move_comments keys are
+    1-based."""
     props = [("FF", "4"), ("GM", "1"), ("CA", "UTF-8"), ("AP", "DPV:0.1"), ("SZ", str(size)),
              ("KM", f"{komi:g}"), ("RU", rules), ("PB", black), ("PW", white)]
     if result is not None:
@@ -79,10 +86,15 @@ def write_sgf(
         props.append((k, v))
     if comment:
         props.append(("C", comment))
-    out = ["(;" + "".join(f"{k}[{escape(v)}]" for k, v in props)]
+    root = "".join(f"{k}[{escape(v)}]" for k, v in props)
+    if setup_black:
+        root += f"HA[{len(setup_black)}]AB" + "".join(f"[{action_to_sgf(a, size)}]" for a in setup_black)
+    if first_colour:
+        root += "PL[W]"
+    out = ["(;" + root]
     notes = move_comments or {}
     for i, a in enumerate(moves):
-        node = f";{'BW'[i % 2]}[{action_to_sgf(a, size)}]"
+        node = f";{'BW'[(i + first_colour) % 2]}[{action_to_sgf(a, size)}]"
         if i + 1 in notes:
             node += f"C[{escape(notes[i + 1])}]"
         out.append(node)
@@ -176,8 +188,15 @@ def parse_sgf(text: str) -> SGFGame:
     game = SGFGame(size=size, komi=komi, properties={k: v[0] for k, v in root.items()})
     for i, node in enumerate(nodes):
         for setup in ("AB", "AW", "AE"):
-            if setup in node:
-                raise SGFError(f"SGF setup stones ({setup}) cannot be replayed; only move records")
+            if setup not in node:
+                continue
+            if setup == "AB" and i == 0 and "B" not in node and "W" not in node:
+                game.setup_black = [sgf_to_action(p.strip(), size) for p in _points(node["AB"], size)]
+                continue
+            what = {"AB": "AB (black stones) after the start", "AW": "AW (white stones)",
+                    "AE": "AE (cleared points)"}[setup]
+            raise SGFError(f"SGF setup {what} cannot be replayed: OpenSpiel's Go has no "
+                           "setup-stone API (only Black handicap stones, AB in the root, are mapped)")
         if i == 0 and "B" not in node and "W" not in node:
             continue
         for colour, key in enumerate("BW"):
@@ -186,6 +205,23 @@ def parse_sgf(text: str) -> SGFGame:
                 if "C" in node:
                     game.comments[len(game.moves)] = node["C"][0]
     return game
+
+
+def _points(values: list[str], size: int) -> list[str]:
+    """SGF point values, compressed rectangles ('aa:cc') expanded."""
+    out = []
+    for v in values:
+        if ":" not in v:
+            out.append(v)
+            continue
+        a, b = v.split(":", 1)
+        if len(a) != 2 or len(b) != 2:
+            raise SGFError(f"SGF point list {v!r} is not a rectangle of two points")
+        cols = sorted((SGF_LETTERS.index(a[0]), SGF_LETTERS.index(b[0])))
+        rows = sorted((SGF_LETTERS.index(a[1]), SGF_LETTERS.index(b[1])))
+        out += [SGF_LETTERS[c] + SGF_LETTERS[r] for r in range(rows[0], rows[1] + 1)
+                for c in range(cols[0], cols[1] + 1)]
+    return out
 
 
 def read_sgf(path: str | Path) -> SGFGame:
@@ -198,9 +234,23 @@ def read_sgf(path: str | Path) -> SGFGame:
         raise SGFError(f"{p}: {e}") from None
 
 
+def setup_moves(stones: list[int], size: int) -> list[int]:
+    """Handicap stones as moves: Black plays each, White passes in between (OpenSpiel's Go
+    has no setup stones); White is to move after them."""
+    if len(set(stones)) != len(stones):
+        raise SGFError("SGF setup stones name a point twice")
+    moves: list[int] = []
+    for a in stones:
+        if moves:
+            moves.append(size * size)
+        moves.append(a)
+    return moves
+
+
 def replay(sgf: SGFGame, game_cfg: GameConfig | None = None):
     """Replay a record into the game adapter; returns the final state. The board size and
-    komi come from the record unless `game_cfg` is given (then they must agree on size)."""
+    komi come from the record unless `game_cfg` is given (then they must agree on size).
+    Handicap stones (AB) are played first as `setup_moves`."""
     from dpv.games import make_game
 
     if game_cfg is None:
@@ -211,6 +261,8 @@ def replay(sgf: SGFGame, game_cfg: GameConfig | None = None):
                        f"game is {game_cfg.board_size}x{game_cfg.board_size}")
     state = make_game(game_cfg).new_state()
     pass_action = sgf.size * sgf.size
+    for action in setup_moves(sgf.setup_black, sgf.size):
+        state.apply(action)
     for n, (colour, action) in enumerate(sgf.moves, 1):
         if colour != state.current_player():
             # same colour twice (handicap-style records): the other side passed in between
