@@ -210,6 +210,7 @@ class NetConfig:
 
 
 EXIT_MODES = ("fixed", "fixed_budget", "dynamic", "dynamic_static")
+ROOT_RULES = ("puct", "gumbel")
 
 
 @dataclass(frozen=True)
@@ -230,9 +231,22 @@ class MCTSConfig:
     n_ref: int = 0  # budget = n_ref * FLOPs(deepest exit); 0 = no FLOPs budget
     tau0: float = 0.6
     alpha: float = 0.3
+    # root rule: PUCT with Dirichlet noise (AlphaZero), or Gumbel-top-k sampling of gumbel_m
+    # actions and sequential halving (Gumbel AlphaZero; dpv.mcts.gumbel), no Dirichlet noise
+    root: str = "puct"
+    gumbel_m: int = 16
+    gumbel_scale: float = 1.0  # scale of the Gumbel noise (0: deterministic, for evaluation)
+    gumbel_c_visit: float = 50.0  # sigma(q) = (c_visit + max N) * c_scale * q (the paper's)
+    gumbel_c_scale: float = 1.0
 
     def validate(self, where: str) -> None:
         check(self.simulations >= 1, f"{where}.simulations", "must be >= 1")
+        check(self.root in ROOT_RULES, f"{where}.root",
+              f"unknown root rule {self.root!r} (known: {', '.join(ROOT_RULES)})")
+        check(self.gumbel_m >= 1, f"{where}.gumbel_m", "must be >= 1")
+        check(self.gumbel_scale >= 0, f"{where}.gumbel_scale", "must be >= 0")
+        check(self.gumbel_c_visit >= 0, f"{where}.gumbel_c_visit", "must be >= 0")
+        check(self.gumbel_c_scale > 0, f"{where}.gumbel_c_scale", "must be > 0")
         check(self.c_puct > 0, f"{where}.c_puct", "must be > 0")
         check(self.leaves_per_call >= 1, f"{where}.leaves_per_call", "must be >= 1")
         check(0 <= self.dirichlet_fraction <= 1, f"{where}.dirichlet_fraction", "must be in [0, 1]")

@@ -42,6 +42,7 @@ from dpv.config import MCTSConfig
 from dpv.errors import DPVError
 from dpv.evaluator import Evaluator
 from dpv.games.base import Game, GameState
+from dpv.mcts import gumbel
 from dpv.mcts.tree import NO_NODE, Tree
 
 
@@ -84,6 +85,7 @@ class SearchResult:
     budget_flops: float | None = None  # B of this search, None when unbudgeted
     exits: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # per evaluation, in order
     fractions: np.ndarray = field(default_factory=lambda: np.zeros(0))  # r sent with each evaluation
+    action: int | None = None  # the move the search chose (Gumbel: the survivor); None: by visits
 
 
 class Leaf:
@@ -108,7 +110,11 @@ def temperature_for_move(cfg: MCTSConfig, move_number: int) -> float:
 
 
 def select_action(result: SearchResult, temperature: float, rng: np.random.Generator) -> int:
-    """Greedy on visits when temperature is 0, else sample visits ** (1 / temperature)."""
+    """The search's own choice where it made one (Gumbel root: the survivor of sequential
+    halving, its noise the exploration); else greedy on visits when temperature is 0, else
+    sample visits ** (1 / temperature)."""
+    if result.action is not None:
+        return result.action
     counts = result.visits if result.visits.sum() > 0 else result.policy
     if temperature <= 0:
         return int(np.argmax(counts))
@@ -151,6 +157,8 @@ class MCTS:
         self._max_sims = cfg.simulations
         self._sims = cfg.simulations  # this search's simulation count (a SearchLimit may set it)
         self._free_exit = k - 1 if self._dynamic else self._fixed_exit
+        self._gumbel = cfg.root == "gumbel"
+        self._halving: gumbel.SequentialHalving | None = None  # this search's, once the root is expanded
         # N and W of every node as Python lists while a search runs (see begin)
         self._vis: list[float] = []
         self._vsum: list[float] = []
@@ -200,8 +208,10 @@ class MCTS:
         self.histogram = np.zeros(self.costs.num_exits, dtype=np.int64)
         self._exits = []
         self._fractions = []
-        self._noise = add_noise and self.cfg.dirichlet_fraction > 0
+        # a Gumbel root explores through its own noise: no Dirichlet noise there
+        self._noise = add_noise and self.cfg.dirichlet_fraction > 0 and not self._gumbel
         self._raw_root_prior = None
+        self._halving = None
         t.expand_deferred(t.root)  # a reused root that was evaluated but never passed through
         if t.expanded(t.root):
             self._apply_noise()
@@ -239,12 +249,16 @@ class MCTS:
         return k, float(per[k])
 
     def done(self) -> bool:
+        if self._gumbel and self.tree.expanded(self.tree.root):
+            return not self._pending and self._gumbel_request() is None
         return not self._pending and self._afford() is None
 
     def gather(self) -> list[Leaf]:
         """Select up to `leaves_per_call` new leaves (virtual loss on their paths); terminal
         leaves are backed up at once, at no cost. Written for speed: the tree's arrays are
         read element by element, numpy only for PUCT over a node's children."""
+        if self._gumbel and self.tree.expanded(self.tree.root):
+            return self._gather_gumbel()
         t = self.tree
         cfg = self.cfg
         vl = cfg.virtual_loss
@@ -337,6 +351,128 @@ class MCTS:
             leaves.append(Leaf(path, state, None, fraction, k, cost))
         return leaves
 
+    # ---- Gumbel root (cfg.root == "gumbel"; the arithmetic is dpv.mcts.gumbel's)
+    def _start_halving(self) -> gumbel.SequentialHalving:
+        """Sample the root's m actions; the halving shares what the search has left now that
+        the root is expanded (its own evaluation came out of the same budget)."""
+        t = self.tree
+        sl = t.children(t.root)
+        g = self.cfg.gumbel_scale * self.rng.gumbel(size=sl.stop - sl.start)
+        budget = self.budget
+        if budget is None:
+            sims = max(self._sims - self.simulations, 0)
+            self._halving = gumbel.SequentialHalving(g, gumbel.logits_of(t.prior[sl]),
+                                                     self.cfg.gumbel_m, sims, 0.0, self.simulations)
+        else:
+            self._halving = gumbel.SequentialHalving(
+                g, gumbel.logits_of(t.prior[sl]), self.cfg.gumbel_m,
+                max(self._max_sims - self.simulations, 0), budget.remaining,
+                self.simulations, budget.spent)
+        return self._halving
+
+    def _root_scores(self, h: gumbel.SequentialHalving) -> np.ndarray:
+        """g + logits + sigma(completed Q) of every root child: halving's and the final pick's."""
+        t, cfg = self.tree, self.cfg
+        sl = t.children(t.root)
+        visits = np.asarray(self._vis[sl])
+        return h.gumbel + gumbel.improved_logits(
+            t.prior[sl], t.q[sl], visits, float(t.raw_value[t.root]), cfg.gumbel_c_visit,
+            cfg.gumbel_c_scale)
+
+    def _gumbel_request(self) -> tuple[int, float] | None:
+        """(max_exit, reserved cost) of one more root visit within the current phase's
+        share, halving the survivors when a phase is spent; None when nothing fits now."""
+        h = self._halving or self._start_halving()
+        while True:
+            request = self._afford()  # the whole search's limit comes first
+            if request is None:
+                return None
+            fit = self._within_phase(h, request)
+            if fit is not None:
+                return fit
+            if self._pending or h.last_phase:  # a phase ends once its evaluations are in
+                return None
+            h.halve(self._root_scores(h))
+
+    def _within_phase(self, h: gumbel.SequentialHalving,
+                      request: tuple[int, float]) -> tuple[int, float] | None:
+        sims = self.simulations + len(self._pending) - h.sims_start
+        if sims >= h.sims_end():
+            return None
+        budget = self.budget
+        if budget is None:
+            return request
+        k, cost = request
+        room = h.flops_start + h.flops_end() - budget.spent - self._reserved
+        if cost <= room * (1 + 1e-12):
+            return request
+        if not self._dynamic:
+            return None
+        per = self.costs.per_exit
+        fits = np.flatnonzero(per[:k + 1] <= room * (1 + 1e-12))  # a shallower exit still fits
+        return (int(fits[-1]), float(per[fits[-1]])) if len(fits) else None
+
+    def _gumbel_path(self, child: int) -> list[int]:
+        """Root -> `child` -> the deterministic rule below it, down to a node not expanded."""
+        t, cfg = self.tree, self.cfg
+        path = [t.root, child]
+        node = child
+        while True:
+            if not t.expanded(node):
+                if node not in t.deferred:
+                    return path
+                if node not in t.states:  # passed through for the first time: keep its state
+                    t.states[node] = t.states[path[-2]].child(int(t.action[node]))
+                t.expand_deferred(node)
+                self._pad()
+            sl = t.children(node)
+            node = sl.start + gumbel.interior_choice(
+                t.prior[sl], t.q[sl], np.asarray(self._vis[sl]), float(t.raw_value[node]),
+                cfg.gumbel_c_visit, cfg.gumbel_c_scale)
+            path.append(node)
+
+    def _gather_gumbel(self) -> list[Leaf]:
+        """As `gather`, with the root's child set by sequential halving (round-robin over the
+        phase's survivors) and the deterministic rule below it."""
+        t = self.tree
+        vl = self.cfg.virtual_loss
+        visits, value_sum = self._vis, self._vsum
+        root = t.root
+        leaves: list[Leaf] = []
+        while len(leaves) < self.cfg.leaves_per_call:
+            request = self._gumbel_request()
+            if request is None:
+                break
+            k, cost = request
+            h = self._halving or self._start_halving()  # set by _gumbel_request
+            path = self._gumbel_path(t.first_child.item(root) + h.next_child())
+            node = path[-1]
+            if node in self._pending:  # collision: nothing new below this child now
+                break
+            h.visited()
+            state = None if t.terminal[node] else t.states[path[-2]].child(int(t.action[node]))
+            if state is not None:
+                t.to_move[node] = state.current_player()
+                if state.is_terminal():
+                    t.terminal[node] = True
+                    t.terminal_value[node] = state.terminal_value()
+            if state is None or t.terminal[node]:  # its result, at no cost
+                self._backup_path(path, float(t.terminal_value[node]), int(t.to_move[node]), 0.0)
+                self.simulations += 1
+                continue
+            if vl > 0:
+                visits[root] += vl
+                for x in path[1:]:
+                    nv = visits[x] + vl
+                    visits[x] = nv
+                    value_sum[x] -= vl
+                    t.q[x] = value_sum[x] / nv
+                    t.u[x] = t.prior[x] / (nv + 1.0)
+            self._reserved += cost
+            self._pending.add(node)
+            leaves.append(Leaf(path, state, None, self._fraction(), k, cost))
+        return leaves
+
     def absorb(self, leaves: list[Leaf], policy: np.ndarray, value: np.ndarray,
                exit_index: np.ndarray, flops: np.ndarray) -> None:
         """Take this tree's evaluations back (row i answers leaves[i]): charge them, store
@@ -379,6 +515,7 @@ class MCTS:
         # these element updates. The root, first on every path, took only its vl visits.
         visits, value_sum = self._vis, self._vsum
         q, u, prior, mover = t.q, t.u, t.prior, t.mover
+        raw_value = t.raw_value  # v_hat of each evaluated node (Gumbel's value completion)
         dv = 1.0 - vl
         root_visits = visits[root]
         root_sum = value_sum[root]
@@ -390,6 +527,7 @@ class MCTS:
             pending.discard(node)
             deferred[node] = (policy, i, leaf.legal)  # row i, taken at expansion
             val = row_values[i]
+            raw_value[node] = val
             player = to_move.item(node)
             root_visits += dv
             root_sum += val if root_mover == player else -val
@@ -464,6 +602,7 @@ class MCTS:
         visits = np.zeros(a)
         policy = np.zeros(a)
         root = t.root
+        chosen: int | None = None
         if t.expanded(root):
             sl = t.children(root)
             if self._raw_root_prior is not None:  # noise belongs to this search only
@@ -472,6 +611,13 @@ class MCTS:
             acts = t.action[sl]
             visits[acts] = t.visits[sl]
             policy[acts] = visits[acts] / visits.sum() if visits.sum() > 0 else t.prior[sl]
+            if self._gumbel:  # target softmax(logits + sigma(completed Q)); play the survivor
+                h = self._halving or self._start_halving()
+                cfg = self.cfg
+                policy[acts] = gumbel.improved_policy(
+                    t.prior[sl], t.q[sl], t.visits[sl], float(t.raw_value[root]),
+                    cfg.gumbel_c_visit, cfg.gumbel_c_scale)
+                chosen = int(acts[h.best(self._root_scores(h))])
         else:  # not even the root was affordable
             legal = t.states[root].legal_actions()
             policy[legal] = 1.0 / len(legal)
@@ -482,7 +628,7 @@ class MCTS:
             flops=self.flops, exit_histogram=self.histogram.copy(),
             budget_flops=None if self.budget is None else self.budget.total,
             exits=np.asarray(self._exits, dtype=np.int64),
-            fractions=np.asarray(self._fractions, dtype=np.float64))
+            fractions=np.asarray(self._fractions, dtype=np.float64), action=chosen)
 
 
 # ---- the driver: many trees, one network call per step

@@ -26,13 +26,13 @@ from dpv.games.base import GameState
 
 NO_NODE = -1
 _ARRAYS = ("visits", "value_sum", "q", "u", "prior", "parent", "action", "first_child",
-           "num_children", "mover", "to_move", "terminal", "terminal_value")
+           "num_children", "mover", "to_move", "terminal", "terminal_value", "raw_value")
 _OWN = tuple(n for n in _ARRAYS if n not in ("q", "u"))  # q and u are columns of `uq`
 
 
 class Tree:
     __slots__ = ("visits", "value_sum", "q", "u", "prior", "parent", "action", "first_child",
-                 "num_children", "mover", "to_move", "terminal", "terminal_value",
+                 "num_children", "mover", "to_move", "terminal", "terminal_value", "raw_value",
                  "uq", "states", "deferred", "views", "size", "root", "fpu")
 
     def __init__(self, capacity: int = 1024, fpu: float = 0.0):
@@ -53,6 +53,7 @@ class Tree:
         self.to_move = np.zeros(capacity, dtype=np.int64)  # player to move at the node
         self.terminal = np.zeros(capacity, dtype=bool)
         self.terminal_value = np.zeros(capacity)  # result for to_move, when terminal
+        self.raw_value = np.zeros(capacity)  # the network's value for to_move, once evaluated
         self.states: dict[int, GameState] = {}
         # evaluated, not yet expanded: (policy batch, row, legal actions or None)
         self.deferred: dict[int, tuple] = {}
@@ -216,7 +217,7 @@ class Tree:
         remap[old] = np.arange(len(old))
         m = len(old)
         for name in ("visits", "value_sum", "q", "u", "prior", "action", "num_children", "mover",
-                     "to_move", "terminal", "terminal_value"):
+                     "to_move", "terminal", "terminal_value", "raw_value"):
             arr = getattr(self, name)
             arr[:m] = arr[old]
         fc = self.first_child[old]
