@@ -3,13 +3,16 @@
 A policy sees, for the rows still running at exit k, the logits of exits 0..k (policy logits
 for a policy-value net, class logits for a classifier), the legal-move mask if any, and each
 row's budget fraction r; it returns which rows stop at k. Recall policies (`recall = True`)
-also `select` which computed exit answers (default: the one it stopped at). Policies work on numpy float32 so the
-same object gives the same decisions on a live forward and on a recorded trace.
+also `select` which computed exit answers (default: the one it stopped at). Policies work on
+numpy float32 so the same object gives the same decisions on a live forward and on a recorded
+trace. A policy whose decision needs only the current exit may also decide on the device
+(`device_decisions`, `decide_tensor`, in float64 like its numpy twin): the staged forward
+then never waits for the host between stages.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Protocol, runtime_checkable
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -62,6 +65,41 @@ def entropy(p: np.ndarray) -> np.ndarray:
     return h
 
 
+@dataclass
+class TensorExitContext:
+    """What a device-side decision sees at exit k: that exit's logits for the rows in the
+    batch, on the network's device (earlier exits are not kept here: policies that look
+    back decide on the host)."""
+
+    exit_index: int
+    num_exits: int
+    logits: torch.Tensor  # (B, A) of exit k
+    legal_mask: torch.Tensor | None = None  # (B, A) bool
+    budget_fraction: torch.Tensor | None = None  # (B,) float64
+    flops: np.ndarray | None = None
+
+    @property
+    def batch(self) -> int:
+        return int(self.logits.shape[0])
+
+    def r(self) -> torch.Tensor:
+        if self.budget_fraction is None:
+            return torch.zeros(self.batch, dtype=torch.float64, device=self.logits.device)
+        return self.budget_fraction
+
+    def probs(self) -> torch.Tensor:
+        """masked_softmax in float64, as the numpy twin computes it."""
+        z = self.logits.double()
+        if self.legal_mask is not None:
+            z = z.masked_fill(~self.legal_mask, -torch.inf)
+        e = torch.exp(z - z.amax(dim=-1, keepdim=True))
+        return e / e.sum(dim=-1, keepdim=True)
+
+
+def tensor_entropy(p: torch.Tensor) -> torch.Tensor:
+    return -torch.where(p > 0, p * torch.log(p), torch.zeros_like(p)).sum(dim=-1)
+
+
 @runtime_checkable
 class ExitPolicy(Protocol):
     """Subclass it to take the defaults: a policy whose stopping exit answers for the row."""
@@ -78,6 +116,14 @@ class ExitPolicy(Protocol):
         """For rows stopping at ctx.exit_index: the exit whose output answers, int (B,)."""
         return np.full(ctx.batch, ctx.exit_index, dtype=np.int64)
 
+    # True when `decide_tensor` gives `decide`'s answer on the network's device, so a staged
+    # forward need not bring logits to the host between stages
+    device_decisions: ClassVar[bool] = False
+
+    def decide_tensor(self, ctx: TensorExitContext) -> torch.Tensor:
+        """`decide` as a bool tensor (B,) on ctx's device (policies with device_decisions)."""
+        raise NotImplementedError(f"{type(self).__name__} decides on the host (device_decisions is False)")
+
 
 @dataclass(frozen=True)
 class FixedExit(ExitPolicy):
@@ -91,6 +137,12 @@ class FixedExit(ExitPolicy):
     def decide(self, ctx: ExitContext) -> np.ndarray:
         return np.full(ctx.batch, ctx.exit_index == self.index(ctx.num_exits))
 
+    device_decisions = True
+
+    def decide_tensor(self, ctx: TensorExitContext) -> torch.Tensor:
+        stop = ctx.exit_index == self.index(ctx.num_exits)
+        return torch.full((ctx.batch,), stop, dtype=torch.bool, device=ctx.logits.device)
+
 
 @dataclass(frozen=True)
 class ConfidenceThreshold(ExitPolicy):
@@ -101,6 +153,11 @@ class ConfidenceThreshold(ExitPolicy):
     def decide(self, ctx: ExitContext) -> BoolArray:
         stop: BoolArray = ctx.probs().max(axis=-1) >= self.tau
         return stop
+
+    device_decisions = True
+
+    def decide_tensor(self, ctx: TensorExitContext) -> torch.Tensor:
+        return ctx.probs().amax(dim=-1) >= self.tau
 
 
 @dataclass(frozen=True)
@@ -120,6 +177,11 @@ class DynamicThreshold(ExitPolicy):
         stop: BoolArray = ctx.probs().max(axis=-1) >= self.thresholds(ctx)
         return stop
 
+    device_decisions = True
+
+    def decide_tensor(self, ctx: TensorExitContext) -> torch.Tensor:
+        return ctx.probs().amax(dim=-1) >= self.tau0 + self.alpha * ctx.r()
+
 
 @dataclass(frozen=True)
 class EntropyThreshold(ExitPolicy):
@@ -129,6 +191,11 @@ class EntropyThreshold(ExitPolicy):
 
     def decide(self, ctx: ExitContext) -> np.ndarray:
         return entropy(ctx.probs()) <= self.h
+
+    device_decisions = True
+
+    def decide_tensor(self, ctx: TensorExitContext) -> torch.Tensor:
+        return tensor_entropy(ctx.probs()) <= self.h
 
 
 @dataclass(frozen=True)
@@ -191,11 +258,28 @@ def run_offline(
 
 @dataclass
 class OnlineDecisions:
-    outputs: Any  # head output of the exit each row stopped at, rows in input order
+    outputs: Any  # head output of the exit that answers each row (answer_exit), input order
     exit_index: np.ndarray  # (N,) exit each row stopped at
     answer_exit: np.ndarray  # (N,) exit whose output answers (recall policies may look back)
-    logits: list[np.ndarray]  # per exit, logits of the rows that reached it
-    rows: list[np.ndarray]  # per exit, ids of the rows that reached it (ascending)
+    exit_outputs: list[Any]  # per exit reached: head output of the rows in `exit_rows[k]`
+    exit_rows: list[torch.Tensor]  # per exit reached: ids of the rows that reached it (ascending)
+    logits_of: Callable[[Any], Any] = field(default=lambda out: out, repr=False)
+
+    @property
+    def rows(self) -> list[np.ndarray]:
+        """Per exit, ids of the rows that reached it (host arrays)."""
+        return [r.cpu().numpy() for r in self.exit_rows]
+
+    @property
+    def logits(self) -> list[np.ndarray]:
+        """Per exit, the logits of the rows that reached it (host float32 arrays)."""
+        return [self.logits_of(o).float().cpu().numpy() for o in self.exit_outputs]
+
+
+def _history(logits: list[np.ndarray], rows_at: list[np.ndarray], k: int,
+             idx: np.ndarray) -> list[np.ndarray]:
+    """Logits of exits 0..k for rows `idx` (ids ascending; every one reached exit k)."""
+    return [logits[j][np.searchsorted(rows_at[j], idx)] for j in range(k + 1)]
 
 
 def run_online(
@@ -207,60 +291,72 @@ def run_online(
     budget_fraction: np.ndarray | None = None,
     max_exit: np.ndarray | None = None,
     flops: np.ndarray | None = None,
+    keep_exited: Sequence[bool] | None = None,
 ) -> OnlineDecisions:
     """Apply `policy` on a multi-exit net's staged forward: the online twin of `run_offline`.
 
     At exit k the policy sees the same ExitContext `run_offline` builds from a trace (logits of
     exits 0..k for the rows still running), so one policy object decides alike on a live
-    network and on its recorded trace; stopped rows leave the batch. `logits_of` maps a head
-    output to its logits tensor; `max_exit` (N,) caps each row's exit (a search that can only
-    afford a shallow evaluation)."""
-    n = x.shape[0]
+    network and on its recorded trace; stopped rows leave the batch (or stay in it masked
+    where `keep_exited[k]`: see `staged_forward`). A policy with `device_decisions` decides on
+    the device from the current exit alone: no logits reach the host until the end.
+    Recall policies then `select` each row's answering exit from every exit it computed, and
+    `outputs` are that exit's. `logits_of` maps a head output to its logits tensor;
+    `max_exit` (N,) caps each row's exit (a search that can only afford a shallow one)."""
     num_exits = net.num_exits
-    answer = np.full(n, num_exits - 1, dtype=np.int64)
-    recall = policy.recall
-    seen: list[np.ndarray] = []
-    rows_at: list[np.ndarray] = []
+    dev = x.device
     r_all = None if budget_fraction is None else np.asarray(budget_fraction)
-    cap = None if max_exit is None else np.asarray(max_exit)
+    cap = None if max_exit is None else np.asarray(max_exit, dtype=np.int64)
+    stop: Callable[[int, Any, torch.Tensor], Any]
+    seen: list[np.ndarray] = []  # host path: per exit, logits of the rows in the batch
+    rows_at: list[np.ndarray] = []
 
-    def context(k: int, idx: np.ndarray) -> ExitContext:
-        # earlier exits' logits, restricted to the rows still active now (row ids ascend)
-        hist = [seen[j][np.searchsorted(rows_at[j], idx)] for j in range(k)] + [seen[k]]
-        return ExitContext(k, num_exits, hist, None if legal_mask is None else legal_mask[idx],
-                           None if r_all is None else r_all[idx], flops)
+    if policy.device_decisions:
+        mask_t = None if legal_mask is None else torch.as_tensor(np.asarray(legal_mask, dtype=bool), device=dev)
+        r_t = None if r_all is None else torch.as_tensor(r_all, dtype=torch.float64, device=dev)
+        cap_t = None if cap is None else torch.as_tensor(cap, device=dev)
 
-    def record(k: int, logits: torch.Tensor, idx: np.ndarray) -> ExitContext:
-        seen.append(logits.float().cpu().numpy())
-        rows_at.append(idx)
-        return context(k, idx)
+        def stop(k: int, out: Any, rows: torch.Tensor) -> torch.Tensor:
+            ctx = TensorExitContext(k, num_exits, logits_of(out),
+                                    None if mask_t is None else mask_t.index_select(0, rows),
+                                    None if r_t is None else r_t.index_select(0, rows), flops)
+            done = policy.decide_tensor(ctx)
+            if cap_t is not None:
+                done = done | (cap_t.index_select(0, rows) <= k)
+            return done
+    else:
+        def stop(k: int, out: Any, rows: torch.Tensor) -> torch.Tensor:
+            idx = rows.cpu().numpy()
+            seen.append(logits_of(out).float().cpu().numpy())
+            rows_at.append(idx)
+            ctx = ExitContext(k, num_exits, _history(seen, rows_at, k, idx),
+                              None if legal_mask is None else legal_mask[idx],
+                              None if r_all is None else r_all[idx], flops)
+            done = np.asarray(policy.decide(ctx), dtype=bool)
+            if cap is not None:
+                done |= cap[idx] <= k
+            return torch.from_numpy(done).to(dev)
 
-    def stop(k: int, out: Any, rows: torch.Tensor) -> np.ndarray:
-        idx = rows.cpu().numpy()
-        ctx = record(k, logits_of(out), idx)
-        done = np.asarray(policy.decide(ctx), dtype=bool)
-        if cap is not None:
-            done |= cap[idx] <= k
-        if recall and done.any():
-            sub = ExitContext(k, num_exits, [h[done] for h in ctx.logits],
-                              None if ctx.legal_mask is None else ctx.legal_mask[done],
-                              None if ctx.budget_fraction is None else ctx.budget_fraction[done], flops)
-            answer[idx[done]] = select_answer(policy, sub)
-        return done
-
-    res = net.staged_forward(x, stop)  # the last exit takes every row without asking
+    res = net.staged_forward(x, stop, keep_exited)  # the last exit takes every row without asking
     exit_index = res.exit_index.cpu().numpy()
-    last = num_exits - 1
-    reached = np.flatnonzero(exit_index == last)
-    if len(reached) and (recall or len(seen) == last):
-        # record the last exit's logits (a recall policy may still answer from an earlier one)
-        logits = logits_of(res.outputs)[torch.as_tensor(reached, device=res.exit_index.device)]
-        ctx = record(last, logits, reached)
-        if recall:
-            answer[reached] = select_answer(policy, ctx)
-    if not recall:  # the exit a row stopped at answers for it
-        answer = exit_index.copy()
-    return OnlineDecisions(res.outputs, exit_index, answer, seen, rows_at)
+    if not policy.recall:  # the exit a row stopped at answers for it
+        return OnlineDecisions(res.outputs, exit_index, exit_index.copy(), res.exit_outputs,
+                               res.exit_rows, logits_of)
+    # recall: every exit's logits come to the host once, after the forward
+    logits = [logits_of(o).float().cpu().numpy() for o in res.exit_outputs]
+    at = [r.cpu().numpy() for r in res.exit_rows]
+    answer = exit_index.copy()
+    for k in range(len(logits)):
+        idx = np.flatnonzero(exit_index == k)
+        if len(idx):
+            ctx = ExitContext(k, num_exits, _history(logits, at, k, idx),
+                              None if legal_mask is None else legal_mask[idx],
+                              None if r_all is None else r_all[idx], flops)
+            answer[idx] = select_answer(policy, ctx)
+    if (answer > exit_index).any() or (answer < 0).any():
+        raise ValueError(f"{type(policy).__name__}.select answered from an exit the row never reached")
+    outputs = res.select(torch.as_tensor(answer, device=dev))
+    return OnlineDecisions(outputs, exit_index, answer, res.exit_outputs, res.exit_rows, logits_of)
 
 
 def make_exit_policy(mode: str, *, exit: int = -1, tau0: float = 0.6, alpha: float = 0.3) -> ExitPolicy:

@@ -5,14 +5,18 @@ Three ways to run it:
   * `forward(x)`          -> outputs of every exit (training);
   * `forward_to(x, k)`    -> output of exit k only; stages after k are never computed;
   * `staged_forward(...)` -> stage by stage, a caller-supplied rule stops rows at each exit,
-                             and stopped rows leave the batch so they cost nothing more.
-Head outputs are a tensor or a NamedTuple of tensors, batch first.
+                             and stopped rows leave the batch so they cost nothing more;
+                             it keeps every exit's outputs (recall policies answer from an
+                             earlier exit) and never reads a decision on the host, except
+                             one row count per exit where it compacts the batch.
+Head outputs are a tensor, a NamedTuple/tuple or a dict of tensors, batch first.
 
 `MultiExitModel` is the protocol the exit runners and the evaluator call; `MultiExitNet` is
 the base class the policy-value net and the classifiers build on.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Callable, NamedTuple, Protocol, Sequence
 
@@ -44,7 +48,7 @@ class FlopsTable(NamedTuple):
         return np.array([self.staged(k) for k in range(len(self.heads))], dtype=np.float64)
 
 
-# stop(k, head output, active row ids) -> bool mask over the active rows: those exiting at k
+# stop(k, head output, row ids in the batch) -> bool mask over those rows: the ones exiting at k
 StopRule = Callable[[int, Any, torch.Tensor], Any]
 
 
@@ -58,17 +62,23 @@ class MultiExitModel(Protocol):
         """Output of exit k only; stages after k are never computed."""
         ...
 
-    def staged_forward(self, x: torch.Tensor, stop: StopRule) -> StagedResult:
-        """Stage by stage; rows that `stop` stops at an exit leave the batch."""
+    def staged_forward(self, x: torch.Tensor, stop: StopRule,
+                       keep_exited: Sequence[bool] | None = None) -> StagedResult:
+        """Stage by stage; rows that `stop` stops at an exit leave the batch (or, where
+        `keep_exited[k]`, stay in it masked)."""
         ...
 
     def flops(self) -> FlopsTable: ...
 
 
-def _map(out: Any, fn: Callable[[torch.Tensor], torch.Tensor]) -> Any:
-    if isinstance(out, torch.Tensor):
-        return fn(out)
-    return type(out)(*(fn(t) for t in out))
+def map_output(out: Any, fn: Callable[[torch.Tensor], torch.Tensor]) -> Any:
+    """`fn` applied to every tensor of a head output (other parts, such as None, stay)."""
+
+    def apply(part: Callable[[Any], Any]) -> Any:
+        t = part(out)
+        return fn(t) if isinstance(t, torch.Tensor) else t
+
+    return _map_parts(out, apply)
 
 
 class MultiExitNet(nn.Module):
@@ -110,31 +120,47 @@ class MultiExitNet(nn.Module):
             h = stage(h)
         return self.heads[k](h)
 
-    def staged_forward(self, x: torch.Tensor, stop: StopRule) -> StagedResult:
-        """Run stage by stage; `stop(k, head_out, rows)` gives a bool mask over the active
-        rows (`rows` are their indices in x) of those that exit at k. The last exit takes all."""
+    def staged_forward(self, x: torch.Tensor, stop: StopRule,
+                       keep_exited: Sequence[bool] | None = None) -> StagedResult:
+        """Run stage by stage; `stop(k, head_out, rows)` gives a bool mask over the rows in
+        the batch (`rows`: their indices in x) of those that exit at k; the last exit takes
+        all. The mask may stay on the device: nothing here reads it on the host.
+
+        Stopped rows leave the batch by one index computation per exit, the exit's one host
+        sync (how many rows go on). Where `keep_exited[k]` is True they stay in the batch
+        instead, masked: no sync, their later outputs are computed and never used, and
+        `stop`'s answers for them are ignored (dpv.nets.compaction chooses by measured cost)."""
         n = x.shape[0]
-        rows = torch.arange(n, device=x.device)
-        exit_index = torch.full((n,), -1, dtype=torch.long, device=x.device)
-        collected: list[tuple[torch.Tensor, Any]] = []
-        h = self.stem(x)
+        dev = x.device
         last = self.num_exits - 1
+        rows = torch.arange(n, device=dev)
+        exit_index = torch.full((n,), last, dtype=torch.long, device=dev)
+        running: torch.Tensor | None = None  # over the batch: not stopped yet (None: all)
+        outs: list[Any] = []
+        at: list[torch.Tensor] = []
+        h = self.stem(x)
         for k, (stage, head) in enumerate(zip(self.stages, self.heads)):
             h = stage(h)
             out = head(h)
+            outs.append(out)
+            at.append(rows)
             if k == last:
-                done = torch.ones(rows.shape[0], dtype=torch.bool, device=x.device)
-            else:
-                done = torch.as_tensor(stop(k, out, rows), dtype=torch.bool, device=x.device)
-            if done.any():
-                collected.append((rows[done], _map(out, lambda t: t[done])))
-                exit_index[rows[done]] = k
-            if k == last or done.all():
                 break
-            keep = ~done
-            if not keep.all():  # stopped rows leave the batch: the saved compute is real
-                h, rows = h[keep], rows[keep]
-        return StagedResult(_gather(collected, n), exit_index)
+            done = torch.as_tensor(stop(k, out, rows), dtype=torch.bool, device=dev)
+            if running is not None:
+                done = done & running
+            exit_index.index_copy_(0, rows, torch.where(done, k, exit_index.index_select(0, rows)))
+            still = ~done if running is None else running & ~done
+            if keep_exited is not None and keep_exited[k]:
+                running = still
+                continue
+            keep = torch.nonzero(still).view(-1)  # the exit's one host sync
+            if keep.numel() == 0:
+                break
+            if keep.numel() < rows.numel():  # stopped rows leave the batch: the saved compute is real
+                h, rows = _take_rows(h, keep), rows.index_select(0, keep)
+            running = None
+        return StagedResult(outs, at, exit_index)
 
     def _check_exit(self, k: int) -> int:
         if k < 0:
@@ -162,29 +188,60 @@ class MultiExitNet(nn.Module):
         return out
 
 
+def _take_rows(h: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """Rows `keep` of the hidden state, in the memory format it had (channels_last stays)."""
+    out = h.index_select(0, keep)
+    if h.dim() == 4 and not h.is_contiguous() and h.is_contiguous(memory_format=torch.channels_last):
+        out = out.contiguous(memory_format=torch.channels_last)
+    return out
+
+
 @dataclass
 class StagedResult:
-    outputs: Any  # same structure as a head output, rows in input order
+    """What a staged forward computed: every exit's head output for the rows in the batch
+    at that exit, and the exit each row stopped at. Nothing here has left the device."""
+
+    exit_outputs: list[Any]  # per exit reached: head output for the rows in `exit_rows[k]`
+    exit_rows: list[torch.Tensor]  # per exit reached: ids of its rows in the input (ascending)
     exit_index: torch.Tensor  # (B,) exit each row stopped at
 
+    @functools.cached_property
+    def outputs(self) -> Any:
+        """Head output at the exit each row stopped at, rows in input order."""
+        return self.select(self.exit_index)
 
-def _gather(collected: list[tuple[torch.Tensor, Any]], n: int) -> Any:
-    first = collected[0][1]
+    def select(self, which: torch.Tensor) -> Any:
+        """Head output of exit `which[i]` for each row i (an exit the row reached: a recall
+        policy's answer), rows in input order; same structure as a head output."""
+        n = self.exit_index.shape[0]
+        picks = [which.index_select(0, rows) == k for k, rows in enumerate(self.exit_rows)]
 
-    def assemble(pick: Callable[[Any], torch.Tensor]) -> torch.Tensor:
-        proto = pick(first)
-        out = proto.new_empty((n,) + tuple(proto.shape[1:]))
-        for idx, o in collected:
-            out[idx] = pick(o)
-        return out
+        def assemble(part: Callable[[Any], Any]) -> Any:
+            proto = part(self.exit_outputs[0])
+            if not isinstance(proto, torch.Tensor):
+                return proto  # None or a constant: the heads' own
+            res = proto.new_zeros((n,) + tuple(proto.shape[1:]))
+            for o, rows, pick in zip(self.exit_outputs, self.exit_rows, picks):
+                t = part(o)
+                p = pick.view((-1,) + (1,) * (t.dim() - 1))
+                res.index_copy_(0, rows, torch.where(p, t, res.index_select(0, rows)))
+            return res
 
+        return _map_parts(self.exit_outputs[0], assemble)
+
+
+def _map_parts(first: Any, assemble: Callable[[Callable[[Any], Any]], Any]) -> Any:
+    """Rebuild a head output (a tensor, a NamedTuple/tuple or a dict of tensors) part by part."""
     if isinstance(first, torch.Tensor):
         return assemble(lambda o: o)
-
-    def field(i: int) -> Callable[[Any], torch.Tensor]:
+    def part(i: Any) -> Callable[[Any], Any]:
         return lambda o: o[i]
 
-    return type(first)(*(assemble(field(i)) for i in range(len(first))))
+    if isinstance(first, dict):
+        return {key: assemble(part(key)) for key in first}
+
+    parts = [assemble(part(i)) for i in range(len(first))]
+    return type(first)(*parts) if hasattr(first, "_fields") else type(first)(parts)
 
 
 def _module_flops(module: nn.Module, inp: torch.Tensor) -> tuple[float, Any]:
