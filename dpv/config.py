@@ -174,6 +174,7 @@ class GameConfig:
     # pyspiel's default (2 * 81) is short for 9x9 play; None -> 4 * board points.
     max_game_length: int | None = None
     history: int = 8  # past positions in the Go observation (AlphaGo Zero: 8 -> 17 planes)
+    handicap: int = 0  # Go: OpenSpiel's handicap stones, White moves first (19x19 only)
 
     def validate(self, where: str) -> None:
         info = registry.game_info(self.name)
@@ -186,6 +187,9 @@ class GameConfig:
             check(self.history >= 1, f"{where}.history", "must be >= 1")
         check(self.max_game_length is None or self.max_game_length > 0,
               f"{where}.max_game_length", "must be > 0")
+        check(self.handicap == 0 or (self.name == "go" and self.board_size == 19
+                                     and 2 <= self.handicap <= 9), f"{where}.handicap",
+              f"{self.handicap}: OpenSpiel places 2 to 9 handicap stones on 19x19 Go only")
 
 
 @dataclass(frozen=True)
@@ -210,6 +214,7 @@ class NetConfig:
 
 
 EXIT_MODES = ("fixed", "fixed_budget", "dynamic", "dynamic_static")
+BUDGET_ENDS = ("cap", "reserve")
 ROOT_RULES = ("puct", "gumbel")
 
 
@@ -231,6 +236,9 @@ class MCTSConfig:
     n_ref: int = 0  # budget = n_ref * FLOPs(deepest exit); 0 = no FLOPs budget
     tau0: float = 0.6
     alpha: float = 0.3
+    # end of a dynamic search's budget (dpv.mcts.search): cap leaves to the deepest exit
+    # still affordable, or reserve the deepest exit's cost for every leaf
+    budget_end: str = "cap"
     # root rule: PUCT with Dirichlet noise (AlphaZero), or Gumbel-top-k sampling of gumbel_m
     # actions and sequential halving (Gumbel AlphaZero; dpv.mcts.gumbel), no Dirichlet noise
     root: str = "puct"
@@ -255,6 +263,8 @@ class MCTSConfig:
               f"unknown mode {self.exit_mode!r} (known: {', '.join(EXIT_MODES)})")
         check(self.n_ref >= 0, f"{where}.n_ref", "must be >= 0")
         check(0.0 <= self.tau0 <= 1.0, f"{where}.tau0", f"{self.tau0} is outside [0, 1]")
+        check(self.budget_end in BUDGET_ENDS, f"{where}.budget_end",
+              f"unknown rule {self.budget_end!r} (known: {', '.join(BUDGET_ENDS)})")
         check(self.temperature >= 0, f"{where}.temperature", "must be >= 0")
 
 

@@ -205,7 +205,8 @@ class SpielGame:
         s = self._game.new_initial_state()
         zeros = np.zeros((2, self.height, self.width), np.int8)
         empty = _Position((zeros, zeros), None)
-        return SpielState(self, s, 0, (_Position(None, s),) + (empty,) * (self.history - 1))
+        # to move: Black, except after OpenSpiel's handicap stones (White)
+        return SpielState(self, s, s.current_player(), (_Position(None, s),) + (empty,) * (self.history - 1))
 
     def state_from_actions(self, actions: list[int]) -> SpielState:
         st = self.new_state()
@@ -268,6 +269,8 @@ def make_game(cfg: GameConfig) -> SpielGame:
         n = cfg.board_size
         length = cfg.max_game_length or 4 * n * n
         params = {"board_size": n, "komi": float(cfg.komi), "max_game_length": length}
+        if cfg.handicap:
+            params["handicap"] = cfg.handicap
         return SpielGame("go", params, _go_stones, n, n, cfg.history, ALL_DIHEDRAL,
                          pass_action=n * n, outcome=_go_outcome)
     if cfg.name == "tic_tac_toe":

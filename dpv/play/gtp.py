@@ -176,6 +176,9 @@ class GTPEngine:
             self.state.apply(a)
 
     def _clear(self) -> None:
+        """An empty board (OpenSpiel's handicap stones go with a game built without them)."""
+        if self.cfg.handicap:
+            self._new_game(dataclasses.replace(self.cfg, handicap=0))
         self._replay([])
         self.setup, self.handicap = 0, []
 
@@ -252,8 +255,7 @@ class GTPEngine:
             raise GTPFailure("syntax error: komi out of range")
         if komi != self.cfg.komi:
             moves, setup, stones = self.state.history(), self.setup, self.handicap
-            self._new_game(go_config(self.cfg.board_size, komi, self.cfg.history,
-                                     self.cfg.max_game_length))
+            self._new_game(dataclasses.replace(self.cfg, komi=komi))
             self._replay(moves)
             self.setup, self.handicap = setup, stones
         return ""
@@ -262,6 +264,10 @@ class GTPEngine:
         """Black's handicap stones on an empty board (see gtp_handicap for how they are held)."""
         if self.state.history() or self.handicap:
             raise GTPFailure("board not empty")
+        if handicap.uses_parameter(self._size(), set(stones)):  # OpenSpiel's own handicap
+            self._new_game(dataclasses.replace(self.cfg, handicap=len(stones)))
+            self.handicap = list(stones)
+            return handicap.vertices(stones, self._size())
         moves = setup_moves(stones, self._size())
         for a in moves:
             if not self.state.is_legal(a):
@@ -308,11 +314,14 @@ class GTPEngine:
                 if int(args[1]) < 1:
                     raise GTPFailure("syntax error: move numbers start at 1")
                 record.moves = record.moves[:int(args[1]) - 1]
+            stones = record.setup_black
+            param = handicap.uses_parameter(record.size, set(stones))
             cfg = go_config(record.size, record.komi, self.cfg.history)
-            needed = 2 * (len(record.moves) + len(record.setup_black))  # passes may come between
-            if needed > cfg.max_game_length:
-                cfg = dataclasses.replace(cfg, max_game_length=needed)
-            moves = replay(record, cfg).history()
+            needed = 2 * (len(record.moves) + len(stones))  # passes may come between
+            cfg = dataclasses.replace(cfg, max_game_length=max(needed, cfg.max_game_length),
+                                      handicap=len(stones) if param else 0)
+            moves = replay(dataclasses.replace(record, setup_black=[] if param else stones),
+                           cfg).history()
             player = self.factory(cfg) if cfg != self.cfg else None
         except (DPVError, SGFError) as e:
             raise GTPFailure(f"cannot load {path}: {e}") from None
@@ -322,8 +331,8 @@ class GTPEngine:
             self.search = _search_of(player, self.seed)
             self.game = make_game(cfg)
         self._replay(moves)
-        stones = record.setup_black
-        self.setup, self.handicap = len(setup_moves(stones, record.size)), list(stones)
+        self.setup = 0 if param else len(setup_moves(stones, record.size))
+        self.handicap = list(stones)
         return COLOUR_WORDS[self.state.current_player()]
 
     # ------------------------------------------------------------------ clock
