@@ -13,6 +13,7 @@ import shlex
 import subprocess
 import tempfile
 import time
+from typing import IO
 
 from dpv.config import GameConfig
 from dpv.errors import DPVError
@@ -47,7 +48,7 @@ class GTPPlayer(Player):
         self.timeout = timeout
         self.last_move = MoveInfo()
         self._proc: subprocess.Popen | None = None
-        self._stderr = None
+        self._stderr: IO[bytes] | None = None
         self._buf = b""
         self._known: list[int] = []  # moves the engine has on its board, in order
         self._start()
@@ -82,24 +83,29 @@ class GTPPlayer(Player):
         return self._proc is not None and self._proc.poll() is None
 
     def _stderr_tail(self) -> str:
+        if self._stderr is None:
+            return ""
         try:
             self._stderr.seek(0)
             lines = self._stderr.read().decode(errors="replace").strip().splitlines()
-        except (OSError, ValueError, AttributeError):
+        except (OSError, ValueError):
             return ""
         return f"; stderr: {lines[-1][:200]}" if lines else ""
 
     def _died(self, command: str) -> EngineError:
+        proc = self._proc
         try:
-            code = self._proc.wait(timeout=5) if self._proc is not None else None
+            code = proc.wait(timeout=5) if proc is not None else None
         except subprocess.TimeoutExpired:  # closed its output but still running
-            self._proc.kill()
-            code = self._proc.wait()
+            assert proc is not None
+            proc.kill()
+            code = proc.wait()
         return EngineError(f"engine exited (code {code}) during '{command}'{self._stderr_tail()}")
 
     def _read_response(self, command: str) -> str:
         """Read up to the blank line that ends a GTP response, within the timeout."""
         deadline = time.monotonic() + self.timeout
+        assert self._proc is not None and self._proc.stdout is not None  # send() checked alive
         fd = self._proc.stdout.fileno()
         while b"\n\n" not in self._buf:
             left = deadline - time.monotonic()
@@ -119,6 +125,7 @@ class GTPPlayer(Player):
         """Send one command; returns the answer text; GTPRefusal on '? ...'."""
         if not self.alive:
             raise self._died(command) if self._proc is not None else EngineError("engine not running")
+        assert self._proc is not None and self._proc.stdin is not None  # alive
         try:
             self._proc.stdin.write(command.encode() + b"\n")
             self._proc.stdin.flush()
@@ -190,7 +197,7 @@ class GTPPlayer(Player):
     def close(self) -> None:
         proc, self._proc = self._proc, None
         if proc is not None:
-            if proc.poll() is None:
+            if proc.poll() is None and proc.stdin is not None:
                 try:
                     proc.stdin.write(b"quit\n")
                     proc.stdin.flush()
@@ -199,6 +206,8 @@ class GTPPlayer(Player):
                     proc.kill()
                     proc.wait()
             for f in (proc.stdin, proc.stdout):
+                if f is None:
+                    continue
                 try:
                     f.close()
                 except OSError:
