@@ -20,6 +20,10 @@ class SelfPlayActor:
 
         self.worker = SelfPlayWorker(build_run_config(cfg_dict), seed, device)
 
+    def node(self) -> str:
+        """The Ray node this actor runs on (the driver logs where the games come from)."""
+        return ray.get_runtime_context().get_node_id()
+
     def play(self, weights, version: int, exit_index: int, moves: int):
         """`weights` is None when the actor already has `version` (saves a transfer)."""
         if weights is not None:

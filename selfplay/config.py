@@ -13,6 +13,7 @@ from typing import Any
 from dpv.config import (GameConfig, MCTSConfig, NetConfig, check, from_dict, load_sections,
                         read_yaml, set_dotted, to_dict)
 from dpv.errors import ConfigError
+from dpv.games.registry import board_sizes
 
 LOSS_VARIANTS = ("weighted", "no_weight", "multi_step", "single_exit")
 SYMMETRY_MODES = ("sample", "write", "none")
@@ -168,18 +169,45 @@ def build_run_config(data: dict) -> RunConfig:
     return RunConfig(**load_sections(data, SECTIONS, strict=True))
 
 
+def pass_free_moves(game_cfg: GameConfig) -> int:
+    """Self-play's pass-free opening for a board other than the config file's: half the
+    board's points (40 on 9x9, as go9.yaml), none for a game without a pass."""
+    from dpv.games import make_game
+
+    game = make_game(game_cfg)
+    _, h, w = game.observation_shape
+    return (h * w) // 2 if game.pass_action is not None else 0
+
+
+def _set_board(raw: dict, board: int) -> None:
+    """`--board N`: the board size, and the file's board-dependent values (max game length,
+    pass-free opening) replaced by what the game gives for N when N is not the file's size."""
+    game = raw.setdefault("game", {})
+    if not isinstance(game, dict):
+        raise ConfigError("game: expected a mapping")
+    name = game.get("name", GameConfig.name)
+    if board_sizes(name) is None:
+        raise ConfigError(f"--board {board}: the config's game is {name!r}, which has no board size")
+    file_board = game.get("board_size", GameConfig.board_size)
+    game["board_size"] = board
+    if board == file_board:
+        return
+    game.pop("max_game_length", None)  # None: the game's own limit (4 x the board's points for Go)
+    selfplay = raw.get("selfplay")
+    if isinstance(selfplay, dict) and selfplay.get("pass_after"):
+        try:
+            selfplay["pass_after"] = pass_free_moves(from_dict(GameConfig, game, "game"))
+        except ConfigError:
+            pass  # an unsupported size: validation below names it
+
+
 def load_run_config(path: str | Path | None = None, overrides: list[str] = (),
                     board: int | None = None, data: dict | None = None) -> RunConfig:
     """Read a YAML config (or a dict), apply --board and --set overrides, validate it all."""
     raw = dict(data) if data is not None else read_yaml(path or DEFAULT_CONFIG)
     raw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
     if board is not None:
-        game = raw.setdefault("game", {})
-        if not isinstance(game, dict):
-            raise ConfigError("game: expected a mapping")
-        if game.get("name", "go") != "go":
-            raise ConfigError(f"--board {board}: the config's game is {game.get('name')!r}, which has no board size")
-        game["board_size"] = board
+        _set_board(raw, board)
     for assignment in overrides:
         set_dotted(raw, assignment)
     return build_run_config(raw)

@@ -21,6 +21,7 @@ from dpv.games import make_game
 from dpv.nets import build_policy_value_net
 from selfplay.actors import EvalActor, SelfPlayActor
 from selfplay.anchors import anchor_name, missing_binary
+from selfplay.cluster import HeadLost, actor_cpus, head_reachable
 from selfplay.config import RunConfig
 from selfplay.gating import promote
 from selfplay.learner import Learner, mean_metrics
@@ -30,6 +31,9 @@ from selfplay.rundir import Resumed, RunDir, RunState
 from selfplay.schedule import Counters, Limits, allowed_steps, selfplay_exit
 
 TRAIN_SLICE_S = 1.0  # longest stretch of training between two looks at the actors
+# An actor that died, or the node under it: its results are gone with it (games in progress
+# only; everything durable is in the run directory), and the actor is replaced.
+ACTOR_LOST = (ray.exceptions.RayActorError, ray.exceptions.ObjectLostError)
 
 
 @dataclass(frozen=True)
@@ -107,6 +111,7 @@ class TrainingRun:
         self._gate: PendingGate | None = None
         self._anchor_round: PendingAnchors | None = None
         self._skipped: set[str] = set()  # anchors whose binary is missing (logged once)
+        self._saved: tuple[int, int] | None = None  # (games, steps) of the newest checkpoint
         if cfg.train.variant == "multi_step" and limits.progress(self.counters) is None:
             raise ConfigError("train.variant multi_step switches the self-play exit over the run: "
                               "give it a length with --max-games, --max-steps or --hours")
@@ -127,6 +132,7 @@ class TrainingRun:
                                   f"({str(e).splitlines()[0][:120]}); use another --run-dir") from None
         self.best_weights = st.best_model
         self.counters = st.counters
+        self._saved = (st.counters.games, st.counters.steps)
         if st.rng is not None:
             self.rng.bit_generator.state = st.rng
         if got.set_aside or not self.rd.best_is_from(self.counters):
@@ -134,10 +140,15 @@ class TrainingRun:
         return got
 
     def save(self) -> None:
+        """Checkpoint, unless the newest checkpoint already holds these games and steps
+        (a checkpoint equal to the last one is noise: a slow first game, a save on exit)."""
+        if self._saved == (self.counters.games, self.counters.steps):
+            return
         state = RunState(self.counters, self.learner.state_dict(), self.best_weights,
                          self.rng.bit_generator.state, self.cfg.to_dict())
         self.rd.save(state, self.buffer, self._net_with(self.best_weights), self.cfg.game,
                      self._best_extra())
+        self._saved = (self.counters.games, self.counters.steps)
 
     def _best_extra(self) -> dict:
         """What best.pt records beside the weights (best_is_from reads it back)."""
@@ -154,7 +165,9 @@ class TrainingRun:
         return selfplay_exit(self.cfg.train.variant, self.cfg.selfplay.exit,
                              self.learner.net.num_exits, self.limits.progress(self.counters))
 
-    def run(self) -> str:
+    def run(self, cpu_fit: float = 1.0) -> str:
+        """Train until a limit, Ctrl-C or SIGTERM; `cpu_fit` < 1 scales the CPUs each actor
+        reserves on a cluster smaller than the config (selfplay.cluster)."""
         c = self.counters
         c.sessions += 1
         self.rd.log(f"session {c.sessions} starts: games {c.games} steps {c.steps} "
@@ -168,16 +181,25 @@ class TrainingRun:
             interrupted.append(signum)
 
         old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-        pool = _ActorPool(self.cfg, c.sessions)
+        pool = _ActorPool(self.cfg, c.sessions, cpu_fit)
+        lost: HeadLost | None = None
         try:
             pool.start()
             self._loop(pool, monitor, interrupted)
+        except HeadLost as e:
+            lost = e  # the learner, buffer and counters live here: save them, then stop
+            self.stop_reason = str(e)
         finally:
             for s, h in old.items():
                 signal.signal(s, h)
-            pool.stop()
+            if lost is None:
+                pool.stop()  # (actors of a lost head died with it)
         self.save()
         self.rd.log(f"session {c.sessions} ends: {self.stop_reason}")
+        if lost is not None:
+            monitor.close()
+            raise HeadLost(f"{lost}; checkpoint written (games {c.games}, steps {c.steps}): re-run "
+                           f"the same command to resume once the cluster is back")
         monitor.status(c, len(self.buffer), c.best_version, self.current_exit())
         monitor.close()
         return self.stop_reason or "stopped"
@@ -187,7 +209,6 @@ class TrainingRun:
         self._best_ref = ray.put(self.best_weights)
         self._gate, self._anchor_round = None, None  # matches of an earlier session are gone
         last_tick = last_save = time.monotonic()
-        saved = (c.games, c.steps)  # what the newest checkpoint holds
         while True:
             now = time.monotonic()
             c.seconds += now - last_tick
@@ -210,9 +231,7 @@ class TrainingRun:
             self._gating(pool, monitor)
             self._anchors(pool, monitor)
             if time.monotonic() - last_save >= t.checkpoint_seconds:
-                if (c.games, c.steps) != saved:  # a checkpoint equal to the last one is noise
-                    self.save()
-                    saved = (c.games, c.steps)
+                self.save()
                 monitor.flush()
                 last_save = time.monotonic()
             monitor.status(c, len(self.buffer), c.best_version, exit_index)
@@ -314,9 +333,10 @@ class TrainingRun:
 class _ActorPool:
     """Self-play and evaluation actors, with a bounded number of calls queued to each."""
 
-    def __init__(self, cfg: RunConfig, session: int):
+    def __init__(self, cfg: RunConfig, session: int, cpu_fit: float = 1.0):
         self.cfg = cfg
         self.session = session
+        self.cpu_fit = cpu_fit
         self.cfg_dict = cfg.to_dict()
         self.selfplay: list = []
         self.evals: list = []
@@ -327,6 +347,9 @@ class _ActorPool:
         self._gpu = 0.0  # GPU share of each self-play actor (set by start, once Ray is up)
         self._seed0 = cfg.train.seed * 1_000_003 + session * 1009  # a resumed run plays new games
         self._spawned = 0  # replacement actors started (each gets a fresh seed)
+        self._gcs = ""  # the head's GCS address, to tell a lost actor from a lost head
+        self._node_refs: list = []  # per self-play actor: its node id (a Ray ref, read once)
+        self._heard: list[bool] = []  # per self-play actor: games received from it yet
 
     def _gpu_share(self) -> float:
         if self.cfg.selfplay.device != "auto":
@@ -337,17 +360,24 @@ class _ActorPool:
 
     def _new_selfplay(self, seed: int):
         sp = self.cfg.selfplay
-        return SelfPlayActor.options(num_cpus=sp.threads_per_actor, num_gpus=self._gpu,
-                                     max_pending_calls=sp.max_pending_calls).remote(
+        # SPREAD: over the cluster's nodes, and onto the live ones when a node is lost
+        # (+1 pending call: the node query below)
+        return SelfPlayActor.options(num_cpus=actor_cpus(sp.threads_per_actor, self.cpu_fit),
+                                     num_gpus=self._gpu, max_pending_calls=sp.max_pending_calls + 1,
+                                     scheduling_strategy="SPREAD").remote(
             self.cfg_dict, seed, sp.threads_per_actor, "cuda" if self._gpu else "cpu")
 
     def _new_eval(self):
-        return EvalActor.options(num_cpus=1).remote(self.cfg_dict, 1)
+        return EvalActor.options(num_cpus=actor_cpus(1, self.cpu_fit),
+                                 scheduling_strategy="SPREAD").remote(self.cfg_dict, 1)
 
     def start(self) -> None:
         sp = self.cfg.selfplay
         self._gpu = self._gpu_share()
+        self._gcs = ray.get_runtime_context().gcs_address
         self.selfplay = [self._new_selfplay(self._seed0 + i) for i in range(sp.actors)]
+        self._node_refs = [a.node.remote() for a in self.selfplay]
+        self._heard = [False] * sp.actors
         self.evals = [self._new_eval() for _ in range(self.cfg.ray.eval_actors)]
         self.pending = [0] * sp.actors
         self.sent_version = [-1] * sp.actors
@@ -377,10 +407,21 @@ class _ActorPool:
             self.pending[i] -= 1
             try:
                 out.append(ray.get(ref))
-            except ray.exceptions.RayActorError as e:
+            except ACTOR_LOST as e:
+                self._check_head()
                 note(f"self-play actor {i} died ({type(e).__name__}); starting a new one")
                 self._replace_selfplay(i)
+                continue
+            if not self._heard[i] and out[-1].games:
+                self._heard[i] = True
+                note(f"self-play actor {i} on node {self._node_of(i)}: first games in")
         return out
+
+    def _node_of(self, i: int) -> str:
+        try:
+            return ray.get(self._node_refs[i], timeout=10)[:12]
+        except (ray.exceptions.RayError, TimeoutError):
+            return "(unknown)"
 
     def _replace_selfplay(self, i: int) -> None:
         for ref in [r for r, j in self.inflight.items() if j == i]:
@@ -389,6 +430,14 @@ class _ActorPool:
         self.sent_version[i] = -1
         self._spawned += 1
         self.selfplay[i] = self._new_selfplay(self._seed0 + 7919 * self._spawned + i)
+        self._node_refs[i] = self.selfplay[i].node.remote()
+        self._heard[i] = False
+
+    def _check_head(self) -> None:
+        """An actor is lost: with the head gone too, no replacement can start, so stop
+        (Ray itself ends a driver whose head is gone, a minute later, without a word)."""
+        if self._gcs and not head_reachable(self._gcs):
+            raise HeadLost(f"lost the Ray cluster's head (its GCS at {self._gcs} does not answer)")
 
     @staticmethod
     def ready(refs) -> bool:
@@ -400,7 +449,8 @@ class _ActorPool:
         dropped; the eval actors are replaced, and the match comes due again)."""
         try:
             return ray.get(list(refs))
-        except ray.exceptions.RayActorError as e:
+        except ACTOR_LOST as e:
+            self._check_head()
             note(f"an evaluation actor died ({type(e).__name__}); match dropped, actors replaced")
             for a in self.evals:
                 ray.kill(a)

@@ -4,18 +4,18 @@
     python -m selfplay.run --config configs/go9_paper.yaml --address auto --run-dir runs/paper
     python -m selfplay.run --board 9 --hours 1 --set mcts.simulations=100
 
-Re-running the same command on an existing run directory resumes it.
+Re-running the same command on an existing run directory resumes it. --address joins a
+running Ray cluster (selfplay/cluster.py: token auth matched, code shipped to the nodes).
 """
 from __future__ import annotations
 
 import argparse
-import logging
-import os
-import socket
 import sys
 from pathlib import Path
 
-from dpv.errors import ConfigError, DPVError, cli_main
+from dpv.errors import ConfigError, cli_main
+from dpv.games.registry import board_sizes, game_info
+from selfplay.cluster import connect
 from selfplay.config import RunConfig, load_run_config
 from selfplay.rundir import RunDir
 from selfplay.schedule import Limits
@@ -39,65 +39,25 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def default_run_dir(cfg: RunConfig) -> Path:
+    """runs/go9, runs/go19, runs/tic_tac_toe: the board size where the game has several."""
     g = cfg.game
-    return Path("runs") / (f"go{g.board_size}" if g.name == "go" else g.name)
+    return Path("runs") / (g.name if board_sizes(g.name) is None else f"{g.name}{g.board_size}")
 
 
-# ------------------------------------------------------------------ Ray
-def _address_of_auto() -> str:
-    env = os.environ.get("RAY_ADDRESS")
-    if env and env != "auto":
-        return env
-    current = Path("/tmp/ray/ray_current_cluster")
-    if current.is_file() and current.read_text().strip():
-        return current.read_text().strip()
-    raise ConfigError("--address auto: no Ray cluster was started on this machine "
-                      "(start one with `ray start --head`, or give HOST:PORT)")
-
-
-def probe(address: str, timeout: float = 3.0) -> tuple[str, int]:
-    """Fail in seconds, with one line, when nothing listens at the cluster's GCS port
-    (ray.init itself was seen to take minutes to give up)."""
-    host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit():
-        raise ConfigError(f"--address {address!r} must be auto or HOST:PORT")
-    try:
-        with socket.create_connection((host, int(port)), timeout=timeout):
-            pass
-    except OSError as e:
-        raise ConfigError(f"--address {address}: no Ray cluster there ({e.strerror or e})") from None
-    return host, int(port)
-
-
-def connect_ray(address: str | None, cfg: RunConfig) -> None:
-    import ray
-
-    # Ray warns on every embedded start that token auth is on; that is its default, not news.
-    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
-    needed = cfg.selfplay.actors * cfg.selfplay.threads_per_actor + cfg.ray.eval_actors
-    if address is None:
-        # address="local": never join some other cluster that happens to run on this machine
-        try:
-            ray.init(address="local", num_cpus=max(cfg.ray.num_cpus or os.cpu_count() or 1, needed),
-                     object_store_memory=cfg.ray.object_store_memory or None,
-                     include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
-                     configure_logging=True)
-        except (ValueError, RuntimeError, ConnectionError) as e:  # e.g. an object store /dev/shm cannot hold
-            raise ConfigError(f"could not start Ray on this machine: {str(e).splitlines()[0]}") from None
-        return
-    if address == "auto":
-        address = _address_of_auto()
-    host, port = probe(address)
-    try:
-        ray.init(address=f"{host}:{port}", log_to_driver=False, logging_level=logging.WARNING)
-    except ConnectionError as e:
-        raise ConfigError(f"--address {address}: could not join the Ray cluster ({e}); if it runs "
-                          f"with another token-auth mode, set RAY_AUTH_MODE to match") from None
-    cpus = ray.cluster_resources().get("CPU", 0)
-    if cpus < needed:
-        ray.shutdown()
-        raise ConfigError(f"the Ray cluster at {address} has {cpus:g} CPUs; this config needs "
-                          f"{needed} (selfplay.actors x threads_per_actor + ray.eval_actors)")
+def plan_line(cfg: RunConfig, rd: RunDir, args: argparse.Namespace, limits: Limits) -> str:
+    """The first line: where the run is and what it will do (printed before anything slow)."""
+    g, sp = cfg.game, cfg.selfplay
+    info = game_info(g.name)
+    game = (info.title if info else g.name) + (f" {g.board_size}x{g.board_size}"
+                                               if board_sizes(g.name) is not None else "")
+    state = "resuming" if rd.states() else "new run"
+    ray_where = "embedded Ray" if args.address is None else f"Ray cluster at {args.address}"
+    until = ", ".join(f"{flag} {v:g}" for flag, v in (("--max-games", limits.max_games),
+                      ("--max-steps", limits.max_steps), ("--hours", limits.hours)) if v is not None)
+    return (f"self-play {game} in {rd.path} ({state}), {ray_where}: {sp.actors} actors x "
+            f"{sp.concurrent_games} games, {cfg.mcts.simulations} simulations per move, net "
+            f"{cfg.net.blocks}x{cfg.net.channels} exits {list(cfg.net.exits)}; until "
+            f"{until or 'Ctrl-C'}; TensorBoard: tensorboard --logdir {rd.tb_dir}")
 
 
 # ------------------------------------------------------------------ main
@@ -113,6 +73,7 @@ def main(argv=None) -> int:
     cfg = load_run_config(args.config, args.set, board=args.board)
     rd = RunDir(args.run_dir or default_run_dir(cfg))
     limits = Limits(args.max_games, args.max_steps, args.hours)
+    print(plan_line(cfg, rd, args, limits), file=sys.stderr, flush=True)
 
     # Everything that can refuse the run happens before anything is written.
     rd.lock()
@@ -126,16 +87,21 @@ def main(argv=None) -> int:
                           echo=lambda s: tqdm.write(s, file=sys.stderr))
         resumed = run.restore()
         if resumed:
+            for line in resumed.set_aside:
+                print(line, file=sys.stderr)
             c = run.counters
             print(f"resuming {rd.path}: games {c.games}, steps {c.steps}, buffer {len(run.buffer)}, "
                   f"best network v{c.best_version}", file=sys.stderr)
-        connect_ray(args.address, cfg)
+        ray_info = connect(args.address, cfg)
+        print(f"Ray: {ray_info.where}", file=sys.stderr)
+        if ray_info.fit_note:
+            print(ray_info.fit_note, file=sys.stderr)
         if not had_config or args.force_config:
             rd.write_config(cfg.to_dict())
         import ray
 
         try:
-            reason = run.run()
+            reason = run.run(ray_info.cpu_fit)
         finally:
             ray.shutdown()
         c = run.counters
