@@ -84,27 +84,26 @@ def combiner_table(runs: list[Path]) -> tuple[str, dict]:
 
 
 def policy_table(summaries: dict[int, dict]) -> str:
-    """Test accuracy and average FLOPs of every policy at each budget, one column per seed."""
-    seeds = sorted(summaries)
-    first = summaries[seeds[0]]
-    lines = [f"Budgeted classification on test (fitted per budget on validation), seeds {seeds}: "
-             "accuracy % / average FLOPs relative to the last exit", "",
-             "| policy | budget (rel.) | " + " | ".join(f"seed {s}" for s in seeds) + " |",
-             "|---|---:|" + "---:|" * len(seeds)]
-    last = first["flops"][-1]
-    for name, pts in first["policies"].items():
-        for i, p in enumerate(pts):
-            cells = []
-            for s in seeds:
-                q = [x for x in summaries[s]["policies"].get(name, []) if np.isclose(x["budget"] / summaries[s]["flops"][-1], p["budget"] / last)]
-                cells.append(f"{100 * q[0]['test_accuracy']:.2f} / {q[0]['test_avg_flops'] / summaries[s]['flops'][-1]:.3f}" if q else "-")
-            lines.append(f"| {name} | {p['budget'] / last:.3f} | " + " | ".join(cells) + " |")
-    lines += ["", "EERO budget check (test average FLOPs <= budget x (1 + tolerance) at every budget):", ""]
-    for s in seeds:
+    """Per seed: test accuracy (%) and, in brackets, average FLOPs relative to the last exit of
+    every policy (rows) at each budget (columns), all fitted per budget on validation."""
+    lines = []
+    for s in sorted(summaries):
         m = summaries[s]
-        lines.append(f"- seed {s}: {'holds' if m['eero_within_budget'] else 'FAILS'} "
-                     f"(tolerance {m['eero_tolerance']:.0%}, largest relative excess {m['eero_max_relative_excess']:+.4f})")
-    return "\n".join(lines) + "\n"
+        last = m["flops"][-1]
+        budgets = m["budgets"]
+        lines += [f"Seed {s}: test accuracy % (average FLOPs / last exit's) per budget (FLOPs / last exit's):", "",
+                  "| policy | " + " | ".join(f"{b / last:.3f}" for b in budgets) + " |",
+                  "|---|" + "---:|" * len(budgets)]
+        for name, pts in m["policies"].items():
+            at = {round(p["budget"] / last, 6): p for p in pts}
+            cells = [at.get(round(b / last, 6)) for b in budgets]
+            lines.append(f"| {name} | " + " | ".join(
+                "-" if p is None else f"{100 * p['test_accuracy']:.2f} ({p['test_avg_flops'] / last:.3f})"
+                for p in cells) + " |")
+        lines += ["", f"EERO budget check, seed {s}: test average FLOPs <= budget x (1 + {m['eero_tolerance']:.0%}) "
+                  f"at every budget: {'holds' if m['eero_within_budget'] else 'FAILS'} "
+                  f"(largest relative excess {m['eero_max_relative_excess']:+.4f}).", ""]
+    return "\n".join(lines)
 
 
 def plot_losses(path: Path, results: dict) -> None:
