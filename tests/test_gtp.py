@@ -1,4 +1,5 @@
 """The GTP engine: a scripted GUI-like session, the subprocess protocol, fuzzing, resignation."""
+import io
 import subprocess
 import sys
 
@@ -8,6 +9,7 @@ import pytest
 from dpv.config import GameConfig
 from dpv.play.experiments import untrained_checkpoint
 from dpv.play.gtp import GTPEngine
+from dpv.play.gtp_protocol import read_reply
 from dpv.players.spec import make_player
 
 GO9 = GameConfig(board_size=9, komi=7.5, max_game_length=324)
@@ -89,7 +91,7 @@ def test_net_engine_refuses_another_board_and_resigns_below_threshold(tmp_path):
 
 def _run_engine(lines, *args):
     proc = subprocess.run([sys.executable, "-m", "dpv.gtp", *args], input="".join(lines),
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=900)  # only catches hangs
     return proc
 
 
@@ -112,10 +114,15 @@ def _malformed(rng: np.random.Generator) -> str:
         f"boardsize {rng.choice(['', '0', '-1', '25', 'abc', '9 9', '1e9'])}",
         f"komi {rng.choice(['', 'abc', 'nan', 'inf', '1e9', '6.5 7'])}",
         f"known_command {rng.choice(['', 'a b'])}",
-        "undo",  # nothing to undo: the fuzz never plays a legal move
         f"final_status_list {rng.choice(['', 'maybe'])}",
         f"time_settings {rng.choice(['', '1 2', 'a b c'])}",
         f"time_left {rng.choice(['', 'b 10', 'q 1 2', 'b x 0'])}",
+        f"kgs-time_settings {rng.choice(['', 'fischer 1', 'byoyomi 1 2'])}",
+        f"lz-analyze {rng.choice(['-1', 'b -5', '10 avoid', 'x y z'])}",
+        f"kata-analyze {rng.choice(['-2', '10 ownership maybe'])}",
+        f"loadsgf {rng.choice(['', '/nonexistent/x.sgf', 'a b c'])}",
+        f"set_free_handicap {rng.choice(['', 'A1', 'Z9 A1', 'A1 A1'])}",
+        f"printsgf a b",
         f"{rng.integers(1000)} {junk}zz",
         f"\x01\x02genmove",
         "ñandú " + junk,
@@ -124,18 +131,53 @@ def _malformed(rng: np.random.Generator) -> str:
     return str(choices[int(rng.integers(len(choices)))])
 
 
-def test_fuzz_1000_malformed_commands_each_get_an_error_and_the_engine_survives():
+def _valid(rng: np.random.Generator) -> str:
+    """Commands a GUI sends; some fail by the rules (an occupied point, nothing to undo)."""
+    col = "ABCDEFGHJ"[int(rng.integers(9))]
+    vertex = f"{col}{int(rng.integers(1, 10))}"
+    choices = [
+        f"play {rng.choice(['b', 'w'])} {vertex}", f"play {rng.choice(['b', 'w'])} {vertex}",
+        f"genmove {rng.choice(['b', 'w'])}", "undo", "showboard", "showboard", "printsgf",
+        "lz-analyze 1", "kata-analyze 1 maxmoves 3", "lz-genmove_analyze 1", "kata-analyze b 2",
+        "final_score", "final_status_list dead", "clear_board", "boardsize 9", "komi 7.5",
+        "kgs-time_settings none", "time_settings 0 1 0", "time_left w 100 0",
+        "fixed_handicap 2", "known_command play", "list_commands", "name", "version",
+    ]
+    return str(choices[int(rng.integers(len(choices)))])
+
+
+def test_fuzz_1000_commands_read_strictly_stay_in_step(tmp_path):
+    """Half malformed (each must be '?'), half valid GUI commands with ids (showboard and the
+    analysis commands among them); every reply is read strictly and matched to its command."""
+    ckpt = untrained_checkpoint("configs/go9.yaml", tmp_path / "go9.pt")
     rng = np.random.default_rng(0)
-    commands = [_malformed(rng) for _ in range(1000)]
-    proc = _run_engine([c + "\n" for c in commands] + ["protocol_version\n", "quit\n"],
-                       "--player", "random")
+    commands = []
+    for i in range(1000):
+        if rng.random() < 0.5:
+            commands.append((None, _malformed(rng)))
+        else:
+            commands.append((str(i + 1), f"{i + 1} {_valid(rng)}"))
+    proc = _run_engine([c + "\n" for _, c in commands] + ["protocol_version\n", "quit\n"],
+                       "--checkpoint", str(ckpt), "--sims", "2")
     assert proc.returncode == 0, proc.stderr[-500:]
-    answers = proc.stdout.split("\n\n")[:-1]
-    assert len(answers) == 1002
-    bad = [(c, a) for c, a in zip(commands, answers) if not a.startswith("?")]
-    assert not bad, bad[:3]
-    assert "internal error" not in proc.stdout
-    assert answers[-2] == "= 2" and answers[-1] == "="
+    stream = io.StringIO(proc.stdout)
+    replies = []
+    while (r := read_reply(stream)) is not None:
+        replies.append(r)
+    assert len(replies) == 1002
+    for (ident, line), reply in zip(commands, replies):
+        if ident is None:
+            assert not reply.ok, (line, reply)
+        else:
+            assert reply.ident == ident, (line, reply)
+        assert "internal error" not in reply.text, (line, reply)
+    valid = [(c, r) for (i, c), r in zip(commands, replies) if i is not None]
+    assert sum(r.ok for _, r in valid) > len(valid) / 2  # most valid commands succeed
+    shown = [r for c, r in valid if c.endswith(" showboard")]
+    assert shown and all(r.text.startswith("\n   A B C D E F G H J") for r in shown)
+    analysed = [r for c, r in valid if "analyze" in c and r.ok]
+    assert any("info move" in r.text for r in analysed)
+    assert replies[-2].text == "2" and replies[-1].ok
 
 
 def test_unreadable_checkpoint_is_one_line_and_exit_2(tmp_path):
