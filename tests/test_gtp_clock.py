@@ -67,3 +67,50 @@ def test_time_left_corrects_the_engines_own_accounting():
     assert clock.share(0, 100, 81) == pytest.approx(6.0 * SAFETY - MARGIN)
     clock.time_left(0, 50, 0)  # back to main time
     assert clock.sides[0].main == 50.0
+
+
+# ---------------------------------------------------------------- a network player under a clock
+import numpy as np  # noqa: E402
+
+from dpv.config import GameConfig  # noqa: E402
+from dpv.play.experiments import untrained_checkpoint  # noqa: E402
+from dpv.play.gtp import GTPEngine  # noqa: E402
+from dpv.play.gtp_search import Latency  # noqa: E402
+from dpv.players.spec import make_player  # noqa: E402
+
+GO9 = GameConfig(board_size=9, komi=7.5, max_game_length=324)
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    return untrained_checkpoint("configs/go9.yaml", tmp_path_factory.mktemp("ck") / "go9.pt")
+
+
+def _engine(ckpt, opts):
+    return GTPEngine(lambda c: make_player(f"net:{ckpt},{opts}", c), GO9)
+
+
+def test_a_share_becomes_simulations_in_fixed_mode_and_flops_in_budgeted_modes(ckpt):
+    fixed = _engine(ckpt, "mode=fixed,sims=64").search
+    flops = np.asarray(fixed.player.evaluator.fixed_flops, dtype=float)
+    lat = Latency(np.array([0.001, 0.002, 0.004]), flops)
+    fixed.latency = lat
+    assert fixed.limit_for(0.4).simulations == 100  # 0.4 s at 4 ms per deepest-exit evaluation
+    dynamic = _engine(ckpt, "mode=dynamic,n_ref=64").search
+    dynamic.latency = lat
+    limit = dynamic.limit_for(0.4)
+    slowest_per_flop = max(0.001 / flops[0], 0.002 / flops[1], 0.004 / flops[2])
+    assert limit.budget_flops == pytest.approx(0.4 / slowest_per_flop)
+    assert limit.simulations is None
+
+
+def test_time_settings_measure_latency_and_genmove_spends_its_own_clock(ckpt):
+    e = _engine(ckpt, "mode=dynamic,n_ref=64,tau0=0.3")
+    assert e.handle("time_settings 0 1 1") == "=\n\n"
+    assert e.search.latency is not None and (e.search.latency.seconds > 0).all()
+    move = e.handle("genmove b")
+    assert move.startswith("= ") and len(e.state.history()) == 1
+    info = e.player.last_move
+    assert info.budget_flops is not None and info.flops <= info.budget_flops
+    assert e.clock.sides[0].stones_left == 1 and not e.clock.sides[0].lost  # a new period
+    assert e.handle("kgs-time_settings none") == "=\n\n" and not e.clock.limited
