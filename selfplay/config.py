@@ -29,6 +29,11 @@ class SelfPlaySection:
     max_pending_calls: int = 2  # bound on calls queued to one actor
     device: str = "cpu"  # actors' network device: cpu, or auto = a share of a GPU when the cluster has one
     pass_after: int = 0  # Go: no pass in self-play before this move (0 = passes always allowed)
+    # playout-cap randomisation (KataGo): this share of moves gets the full search
+    # (mcts.simulations, root noise) and is a policy target; the others a fast search of
+    # fast_simulations without noise, value target only. 1.0 = every move full (off).
+    full_search_share: float = 1.0
+    fast_simulations: int = 0
 
     def validate(self, where: str) -> None:
         check(self.actors >= 1, f"{where}.actors", "must be >= 1")
@@ -38,6 +43,10 @@ class SelfPlaySection:
         check(self.max_pending_calls >= 1, f"{where}.max_pending_calls", "must be >= 1")
         check(self.device in ("cpu", "auto"), f"{where}.device", f"{self.device!r} is not cpu or auto")
         check(self.pass_after >= 0, f"{where}.pass_after", "must be >= 0")
+        check(0.0 < self.full_search_share <= 1.0, f"{where}.full_search_share", "must be in (0, 1]")
+        check(self.fast_simulations >= 0, f"{where}.fast_simulations", "must be >= 0")
+        check(self.full_search_share == 1.0 or self.fast_simulations >= 1, f"{where}.fast_simulations",
+              f"must be >= 1 when full_search_share is {self.full_search_share} (< 1)")
 
 
 @dataclass(frozen=True)

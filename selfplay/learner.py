@@ -52,7 +52,9 @@ class Learner:
         x = torch.from_numpy(batch.planes).to(self.device, non_blocking=True)
         pi = torch.from_numpy(batch.policies).to(self.device, non_blocking=True)
         z = torch.from_numpy(batch.values).to(self.device, non_blocking=True)
-        parts = deep_supervision_loss(self.net(x), pi, z, self.weights)
+        pw = (None if batch.policy_weights is None
+              else torch.from_numpy(batch.policy_weights).to(self.device, non_blocking=True))
+        parts = deep_supervision_loss(self.net(x), pi, z, self.weights, pw)
         self.optimizer.zero_grad(set_to_none=True)
         parts.total.backward()
         self.optimizer.step()

@@ -32,17 +32,25 @@ class LossParts:
 
 
 def deep_supervision_loss(outputs, target_policy: torch.Tensor, target_value: torch.Tensor,
-                          weights: list[float]) -> LossParts:
-    """`outputs`: one PolicyValue(policy_logits, value) per exit, as net.forward returns."""
+                          weights: list[float], policy_weight: torch.Tensor | None = None) -> LossParts:
+    """`outputs`: one PolicyValue(policy_logits, value) per exit, as net.forward returns.
+    `policy_weight` (B,) weighs each row's policy term (0: a playout-capped fast search,
+    value target only); the CE is the weighted mean over the rows that carry one."""
     total = target_value.new_zeros(())
     policy, value, agreement = [], [], []
     best_move = target_policy.argmax(dim=1)
+    if policy_weight is None:
+        policy_weight = torch.ones_like(target_value)
+    has_policy = policy_weight > 0
+    weight_sum = policy_weight.sum().clamp(min=1e-8)
     for out, w in zip(outputs, weights, strict=True):
-        ce = -(target_policy * F.log_softmax(out.policy_logits, dim=1)).sum(dim=1).mean()
+        ce_rows = -(target_policy * F.log_softmax(out.policy_logits, dim=1)).sum(dim=1)
+        ce = (policy_weight * ce_rows).sum() / weight_sum
         mse = F.mse_loss(out.value, target_value)
         if w:
             total = total + w * (ce + mse)
         policy.append(float(ce.detach()))
         value.append(float(mse.detach()))
-        agreement.append(float((out.policy_logits.detach().argmax(dim=1) == best_move).float().mean()))
+        agree = out.policy_logits.detach().argmax(dim=1) == best_move
+        agreement.append(float(agree[has_policy].float().mean()) if has_policy.any() else 0.0)
     return LossParts(total, policy, value, agreement)

@@ -1,7 +1,7 @@
 """Replay buffer: a bounded ring of (planes, search policy, outcome) positions.
 
 Planes are stored as uint8 (every plane the game adapters produce is 0/1), so a 9x9 Go
-position costs 17*81 + 4*82 + 4 bytes, about 1.7 kB: the memory bound is
+position costs 17*81 + 4*82 + 8 bytes, about 1.7 kB: the memory bound is
 `capacity * position_bytes`, fixed at construction and never exceeded. Symmetries are applied
 either at sampling (one random symmetry per sampled row: cheap to store) or at write (all of
 them stored: a sample sees each augmentation with its own row).
@@ -37,9 +37,17 @@ class SelfPlayGame:
     exit_used: int = -1
     simulations: int = 0
     flops: float = 0.0
+    # (T,) float32 weight of each move's policy target: 0 for a playout-capped fast search
+    # (value target only), 1 for a full one; None = every move full
+    policy_weights: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.values)
+
+    def weights(self) -> np.ndarray:
+        if self.policy_weights is None:
+            return np.ones(len(self.values), dtype=np.float32)
+        return self.policy_weights
 
 
 @dataclass
@@ -47,6 +55,7 @@ class Batch:
     planes: np.ndarray  # (B, C, H, W) float32
     policies: np.ndarray  # (B, A) float32
     values: np.ndarray  # (B,) float32
+    policy_weights: np.ndarray | None = None  # (B,) float32, None = all 1
 
 
 class ReplayBuffer:
@@ -60,40 +69,49 @@ class ReplayBuffer:
         self.planes = np.zeros((self.capacity,) + self.obs_shape, dtype=np.uint8)
         self.policies = np.zeros((self.capacity, self.num_actions), dtype=np.float32)
         self.values = np.zeros(self.capacity, dtype=np.float32)
+        self.policy_weights = np.ones(self.capacity, dtype=np.float32)
         self.size = 0
         self.next = 0  # ring write position
         self.added = 0  # positions ever written (counts symmetric copies under "write")
 
     @property
     def position_bytes(self) -> int:
-        return int(np.prod(self.obs_shape)) + 4 * self.num_actions + 4
+        return int(np.prod(self.obs_shape)) + 4 * self.num_actions + 8
 
     @property
     def nbytes(self) -> int:
-        return self.planes.nbytes + self.policies.nbytes + self.values.nbytes
+        return (self.planes.nbytes + self.policies.nbytes + self.values.nbytes
+                + self.policy_weights.nbytes)
 
     def __len__(self) -> int:
         return self.size
 
     def add_game(self, game: SelfPlayGame) -> None:
         planes, policies, values = game.planes, game.policies, game.values
+        weights = game.weights()
         if self.symmetries == "write":
             syms = range(self.game.num_symmetries)
             planes = np.concatenate([self._planes_sym(planes, s) for s in syms])
             policies = np.concatenate([self.game.transform_policy(policies, s) for s in syms])
             values = np.concatenate([values] * len(syms))
-        self.add(planes, policies, values)
+            weights = np.concatenate([weights] * len(syms))
+        self.add(planes, policies, values, weights)
 
-    def add(self, planes: np.ndarray, policies: np.ndarray, values: np.ndarray) -> None:
+    def add(self, planes: np.ndarray, policies: np.ndarray, values: np.ndarray,
+            policy_weights: np.ndarray | None = None) -> None:
         n = len(values)
+        if policy_weights is None:
+            policy_weights = np.ones(n, dtype=np.float32)
         if n > self.capacity:  # only the newest fit
             planes, policies, values = planes[-self.capacity:], policies[-self.capacity:], values[-self.capacity:]
+            policy_weights = policy_weights[-self.capacity:]
             self.added += n - self.capacity
             n = self.capacity
         idx = (self.next + np.arange(n)) % self.capacity
         self.planes[idx] = planes
         self.policies[idx] = policies
         self.values[idx] = values
+        self.policy_weights[idx] = policy_weights
         self.next = int((self.next + n) % self.capacity)
         self.size = min(self.capacity, self.size + n)
         self.added += n
@@ -112,7 +130,7 @@ class ReplayBuffer:
                 rows = syms == s
                 planes[rows] = self._planes_sym(planes[rows], int(s))
                 policies[rows] = self.game.transform_policy(policies[rows], int(s))
-        return Batch(planes, policies, self.values[idx].copy())
+        return Batch(planes, policies, self.values[idx].copy(), self.policy_weights[idx].copy())
 
     def _planes_sym(self, planes: np.ndarray, sym: int) -> np.ndarray:
         # transform_planes acts on (C, H, W) or a batch of them through the last two axes
@@ -125,7 +143,8 @@ class ReplayBuffer:
         # store in age order (oldest first) so a reload with another capacity keeps the newest
         order = (self.next - n + np.arange(n)) % self.capacity
         np.savez(buf, format=BUFFER_FORMAT, planes=self.planes[order], policies=self.policies[order],
-                 values=self.values[order], added=self.added)
+                 values=self.values[order], policy_weights=self.policy_weights[order],
+                 added=self.added)
         return buf.getvalue()
 
     def save(self, path) -> None:
@@ -137,6 +156,8 @@ class ReplayBuffer:
                 if int(z["format"]) != BUFFER_FORMAT:
                     raise CheckpointError(f"replay buffer {path} has format {int(z['format'])}, expected {BUFFER_FORMAT}")
                 planes, policies, values, added = z["planes"], z["policies"], z["values"], int(z["added"])
+                # files written before playout caps hold full searches only
+                weights = z["policy_weights"] if "policy_weights" in z.files else None
         except CheckpointError:
             raise
         except FileNotFoundError:
@@ -147,5 +168,5 @@ class ReplayBuffer:
             raise CheckpointError(f"replay buffer {path} holds positions of shape {planes.shape[1:]}, "
                                   f"this run's game has {self.obs_shape}")
         self.size = self.next = 0
-        self.add(planes, policies, values)
+        self.add(planes, policies, values, weights)
         self.added = added

@@ -4,6 +4,8 @@ A plain class (the Ray actor in actors.py only moves data in and out). Each call
 advances every game by a few moves; a game that ends becomes a `SelfPlayGame` for the
 replay buffer and its slot starts a new game, so the batch stays full. Self-play always
 searches with one exit (the deepest by default; multi_step changes it over the run).
+With playout caps (selfplay.full_search_share < 1) most moves get a fast search and are
+recorded as value targets only (policy weight 0).
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from dpv.exits import FixedExit
 from dpv.games.base import GameState
 from dpv.games.spiel import make_game
 from dpv.mcts import MCTS, run_searches, select_action, temperature_for_move
+from dpv.mcts.search import SearchLimit
 from dpv.nets import build_policy_value_net
 from selfplay.config import RunConfig
 from selfplay.replay import SelfPlayGame
@@ -106,12 +109,14 @@ class SelfPlayReport:
     exit_histogram: list[int] = field(default_factory=list)
     version: int = -1  # weights version the moves were searched with
     exit: int = -1
+    full_searches: int = 0  # moves searched in full (policy targets); the rest were fast
     rss_mb: float = 0.0  # the actor's resident memory after the call
     anon_mb: float = 0.0  # of which private (not object-store pages)
 
 
 class _Slot:
-    __slots__ = ("state", "search", "planes", "policies", "players", "simulations", "flops")
+    __slots__ = ("state", "search", "planes", "policies", "players", "policy_weights",
+                 "simulations", "flops")
 
     def __init__(self, state: GameState, search: MCTS):
         self.state = state
@@ -119,6 +124,7 @@ class _Slot:
         self.planes: list[np.ndarray] = []
         self.policies: list[np.ndarray] = []
         self.players: list[int] = []
+        self.policy_weights: list[float] = []  # 1: full search (policy target), 0: fast
         self.simulations = 0
         self.flops = 0.0
 
@@ -134,6 +140,15 @@ class SelfPlayWorker:
         self.exit = cfg.selfplay.exit % self.net.num_exits
         self.evaluator, self.mcts_cfg = self._build_evaluator()
         self.slots = [self._new_slot() for _ in range(cfg.selfplay.concurrent_games)]
+        self._fast = SearchLimit(simulations=cfg.selfplay.fast_simulations or None)
+
+    def _full_searches(self) -> list[bool]:
+        """Playout-cap randomisation (KataGo): which slots search this move in full (with
+        root noise, a policy target); the others run the fast search (value target only)."""
+        share = self.cfg.selfplay.full_search_share
+        if share >= 1.0:
+            return [True] * len(self.slots)
+        return (self.rng.random(len(self.slots)) < share).tolist()
 
     def _build_evaluator(self) -> tuple[TimedEvaluator, MCTSConfig]:
         """The evaluator and search config of the current self-play exit."""
@@ -180,13 +195,17 @@ class SelfPlayWorker:
         hist = np.zeros(self.net.num_exits, dtype=np.int64)
         report = SelfPlayReport(version=self.version, exit=self.exit)
         for _ in range(moves):
+            full = self._full_searches()
             results = run_searches([s.search for s in self.slots], [s.state for s in self.slots],
-                                   ev, add_noise=True)
+                                   ev, add_noise=full,
+                                   limits=[None if f else self._fast for f in full])
+            report.full_searches += sum(full)
             for i, (slot, res) in enumerate(zip(self.slots, results)):
                 hist[: len(res.exit_histogram)] += res.exit_histogram
                 slot.planes.append(slot.state.observation().astype(np.uint8))
                 slot.policies.append(res.policy.astype(np.float32))
                 slot.players.append(slot.state.current_player())
+                slot.policy_weights.append(1.0 if full[i] else 0.0)
                 slot.simulations += res.simulations
                 slot.flops += res.flops
                 temp = temperature_for_move(self.mcts_cfg, slot.state.move_number())
@@ -213,4 +232,5 @@ class SelfPlayWorker:
         values = np.array([0.0 if winner is None else 1.0 if p == winner else -1.0
                            for p in slot.players], dtype=np.float32)
         return SelfPlayGame(np.stack(slot.planes), np.stack(slot.policies), values,
-                            exit_used=self.exit, simulations=slot.simulations, flops=slot.flops)
+                            exit_used=self.exit, simulations=slot.simulations, flops=slot.flops,
+                            policy_weights=np.array(slot.policy_weights, dtype=np.float32))
