@@ -14,22 +14,35 @@ from selfplay.config import build_run_config
 
 @ray.remote(max_restarts=0)
 class SelfPlayActor:
-    def __init__(self, cfg_dict: dict, seed: int, threads: int, device: str = "cpu"):
+    def __init__(self, cfg_dict: dict, seed: int, threads: int, device: str = "cpu", server=None):
+        """`server`: the inference server's handle (selfplay.inference: server), else None."""
         torch.set_num_threads(threads)
+        from selfplay.inference import RayService
         from selfplay.worker import SelfPlayWorker
 
-        self.worker = SelfPlayWorker(build_run_config(cfg_dict), seed, device)
+        self.service = None if server is None else RayService(server)
+        self.worker = SelfPlayWorker(build_run_config(cfg_dict), seed, device, self.service)
 
     def node(self) -> str:
         """The Ray node this actor runs on (the driver logs where the games come from)."""
         return ray.get_runtime_context().get_node_id()
 
-    def play(self, weights, version: int, exit_index: int, moves: int):
-        """`weights` is None when the actor already has `version` (saves a transfer)."""
-        if weights is not None:
+    def play(self, weights, version: int, exit_index: int, moves: int, server=None):
+        """`weights` is None when the actor already has `version` (saves a transfer), and
+        always with an inference server, which holds them; `server` is the driver's current
+        server (a new one after the last died)."""
+        from selfplay.inference import ServerLost
+
+        if server is not None and self.service is not None:
+            self.service.handle = server
+        if weights is not None or self.service is not None:
             self.worker.set_weights(weights, version)
         self.worker.set_exit(exit_index)
-        return self.worker.play(moves)
+        try:
+            return self.worker.play(moves)
+        except ServerLost:
+            self.worker.drop_searches()  # the lost step's leaves are pending in every tree
+            raise
 
 
 @ray.remote(max_restarts=0)

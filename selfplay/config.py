@@ -14,9 +14,11 @@ from dpv.config import (GameConfig, MCTSConfig, NetConfig, check, from_dict, loa
                         read_yaml, set_dotted, to_dict)
 from dpv.errors import ConfigError
 from dpv.games.registry import board_sizes
+from selfplay.resign import ResignConfig
 
 LOSS_VARIANTS = ("weighted", "no_weight", "multi_step", "single_exit")
 SYMMETRY_MODES = ("sample", "write", "none")
+GATE_OPPONENTS = ("best", "previous")
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,15 @@ class SelfPlaySection:
     # fast_simulations without noise, value target only. 1.0 = every move full (off).
     full_search_share: float = 1.0
     fast_simulations: int = 0
+    # resignation with its false-positive check (selfplay.resign; off by default)
+    resign: ResignConfig = field(default_factory=ResignConfig)
+    # local: every actor runs its own network; server: one inference server per node owns
+    # it (on the GPU with device auto) and batches every actor's rows (selfplay/inference.py)
+    inference: str = "local"
+    server_max_batch: int = 0  # rows per server batch (0 = one step of all its actors' games)
+    server_max_wait_ms: float = 2.0  # longest a batch waits for more rows after its first
+    server_threads: int = 0  # torch threads of a server (0 = actors x threads_per_actor)
+    server_precision: str = "fp32"  # fp32, or bf16 / fp16 under torch.autocast
 
     def validate(self, where: str) -> None:
         check(self.actors >= 1, f"{where}.actors", "must be >= 1")
@@ -47,6 +58,13 @@ class SelfPlaySection:
         check(self.fast_simulations >= 0, f"{where}.fast_simulations", "must be >= 0")
         check(self.full_search_share == 1.0 or self.fast_simulations >= 1, f"{where}.fast_simulations",
               f"must be >= 1 when full_search_share is {self.full_search_share} (< 1)")
+        check(self.inference in ("local", "server"), f"{where}.inference",
+              f"{self.inference!r} is not local or server")
+        check(self.server_max_batch >= 0, f"{where}.server_max_batch", "must be >= 0")
+        check(self.server_max_wait_ms >= 0, f"{where}.server_max_wait_ms", "must be >= 0")
+        check(self.server_threads >= 0, f"{where}.server_threads", "must be >= 0")
+        check(self.server_precision in ("fp32", "bf16", "fp16"), f"{where}.server_precision",
+              f"{self.server_precision!r} is not fp32, bf16 or fp16")
 
 
 @dataclass(frozen=True)
@@ -100,11 +118,16 @@ class GatingSection:
     every_steps: int = 1000  # training steps between evaluation matches
     games: int = 40  # colours alternated
     threshold: float = 0.55  # the candidate must win MORE than this share to become best
-    simulations: int = 0  # 0 = mcts.simulations
+    simulations: int = 0  # 0 = mcts.simulations (the self-play search)
     concurrent_games: int = 8
+    # the candidate plays the best network, or the previous candidate (promoted or not), so a
+    # best that no candidate beats cannot hold the learner back for long
+    opponent: str = "best"
 
     def validate(self, where: str) -> None:
         check(self.every_steps >= 1, f"{where}.every_steps", "must be >= 1")
+        check(self.opponent in GATE_OPPONENTS, f"{where}.opponent",
+              f"unknown opponent {self.opponent!r} (known: {', '.join(GATE_OPPONENTS)})")
         check(self.games >= 2, f"{where}.games", "must be >= 2 (colours alternate)")
         check(0.0 <= self.threshold < 1.0, f"{where}.threshold", "must be in [0, 1)")
         check(self.simulations >= 0, f"{where}.simulations", "must be >= 0")

@@ -24,6 +24,7 @@ from selfplay.anchors import anchor_name, missing_binary
 from selfplay.cluster import HeadLost, actor_cpus, head_reachable
 from selfplay.config import RunConfig
 from selfplay.gating import promote
+from selfplay.inference import ServerLost, ServerPool
 from selfplay.learner import Learner, mean_metrics
 from selfplay.monitor import Monitor
 from selfplay.replay import ReplayBuffer
@@ -109,6 +110,9 @@ class TrainingRun:
         self._metrics: list = []  # learner step metrics not yet logged
         self._best_ref = None  # the best weights in the object store (set when Ray is up)
         self._gate: PendingGate | None = None
+        # gating.opponent "previous": the last candidate gated, whether promoted or not (not
+        # saved: a resumed run's first gate is against the best)
+        self._previous: dict | None = None
         self._anchor_round: PendingAnchors | None = None
         self._skipped: set[str] = set()  # anchors whose binary is missing (logged once)
         self._saved: tuple[int, int] | None = None  # (games, steps) of the newest checkpoint
@@ -264,7 +268,10 @@ class TrainingRun:
             elif self._gate is None:
                 cand = self.learner.weights_cpu()
                 c.model_version += 1
-                refs = pool.gate(ray.put(cand), self._best_ref, c.model_version)
+                against = self._best_ref
+                if g.opponent == "previous" and self._previous is not None:
+                    against = ray.put(self._previous)
+                refs = pool.gate(ray.put(cand), against, c.model_version)
                 self._gate = PendingGate(refs, cand, c.model_version, c.steps)
         gate = self._gate
         if gate is None or not pool.ready(gate.refs):
@@ -275,6 +282,8 @@ class TrainingRun:
             return  # an actor died: the match comes due again
         result = MatchScore.total(parts)
         promoted = promote(result, g.threshold)
+        if g.opponent == "previous":
+            self._previous = gate.candidate
         c.gating_matches += 1
         c.last_gate_step = gate.step
         if promoted:
@@ -282,7 +291,7 @@ class TrainingRun:
             self._set_best(gate.candidate, gate.version, gate.step)
         monitor.gating(c.steps, result, promoted, c.gating_promotions)
         self._note(f"gating at step {gate.step}: candidate v{gate.version} scored {result.score:.1%} "
-                   f"({result.wld}) -> "
+                   f"({result.wld}) against the {g.opponent} -> "
                    f"{'new best' if promoted else 'best stays v' + str(c.best_version)}")
 
     def _set_best(self, weights, version: int, step: int) -> None:
@@ -350,9 +359,11 @@ class _ActorPool:
         self._gcs = ""  # the head's GCS address, to tell a lost actor from a lost head
         self._node_refs: list = []  # per self-play actor: its node id (a Ray ref, read once)
         self._heard: list[bool] = []  # per self-play actor: games received from it yet
+        # selfplay.inference: server: the servers own the network, the actors none
+        self.servers = ServerPool(cfg) if cfg.selfplay.inference == "server" else None
 
     def _gpu_share(self) -> float:
-        if self.cfg.selfplay.device != "auto":
+        if self.cfg.selfplay.device != "auto" or self.servers is not None:
             return 0.0
         gpus = ray.cluster_resources().get("GPU", 0.0)
         n = self.cfg.selfplay.actors
@@ -365,7 +376,8 @@ class _ActorPool:
         return SelfPlayActor.options(num_cpus=actor_cpus(sp.threads_per_actor, self.cpu_fit),
                                      num_gpus=self._gpu, max_pending_calls=sp.max_pending_calls + 1,
                                      scheduling_strategy="SPREAD").remote(
-            self.cfg_dict, seed, sp.threads_per_actor, "cuda" if self._gpu else "cpu")
+            self.cfg_dict, seed, sp.threads_per_actor, "cuda" if self._gpu else "cpu",
+            self.servers.handle_for(0) if self.servers else None)
 
     def _new_eval(self):
         return EvalActor.options(num_cpus=actor_cpus(1, self.cpu_fit),
@@ -375,6 +387,8 @@ class _ActorPool:
         sp = self.cfg.selfplay
         self._gpu = self._gpu_share()
         self._gcs = ray.get_runtime_context().gcs_address
+        if self.servers:
+            self.servers.start()
         self.selfplay = [self._new_selfplay(self._seed0 + i) for i in range(sp.actors)]
         self._node_refs = [a.node.remote() for a in self.selfplay]
         self._heard = [False] * sp.actors
@@ -384,11 +398,14 @@ class _ActorPool:
 
     def fill(self, weights_ref, version: int, exit_index: int) -> None:
         sp = self.cfg.selfplay
+        if self.servers:  # weights go to the servers, never to the actors
+            self.servers.sync(weights_ref, version)
         for i, actor in enumerate(self.selfplay):
             while self.pending[i] < sp.max_pending_calls:
-                w = weights_ref if self.sent_version[i] != version else None
+                w = weights_ref if self.sent_version[i] != version and not self.servers else None
+                server = self.servers.handle_for(i) if self.servers else None
                 try:
-                    ref = actor.play.remote(w, version, exit_index, sp.moves_per_call)
+                    ref = actor.play.remote(w, version, exit_index, sp.moves_per_call, server)
                 except ray.exceptions.PendingCallsLimitExceeded:
                     break  # Ray frees a slot a moment after the result is ready: next round
                 self.sent_version[i] = version
@@ -407,6 +424,11 @@ class _ActorPool:
             self.pending[i] -= 1
             try:
                 out.append(ray.get(ref))
+            except ServerLost:  # the actor lives on; its server is replaced, its games go on
+                self._check_head()
+                if self.servers:
+                    self.servers.replace_dead(note)
+                continue
             except ACTOR_LOST as e:
                 self._check_head()
                 note(f"self-play actor {i} died ({type(e).__name__}); starting a new one")
@@ -481,6 +503,8 @@ class _ActorPool:
         return refs
 
     def stop(self) -> None:
+        if self.servers:
+            self.servers.stop()
         for actor in self.selfplay + self.evals:
             ray.kill(actor)
         self.selfplay, self.evals, self.inflight = [], [], {}
