@@ -14,11 +14,9 @@ from dpv.config import (GameConfig, MCTSConfig, NetConfig, check, from_dict, loa
                         read_yaml, set_dotted, to_dict)
 from dpv.errors import ConfigError
 from dpv.games.registry import board_sizes
-from selfplay.resign import ResignConfig
 
 LOSS_VARIANTS = ("weighted", "no_weight", "multi_step", "single_exit")
 SYMMETRY_MODES = ("sample", "write", "none")
-GATE_OPPONENTS = ("best", "previous")
 
 
 @dataclass(frozen=True)
@@ -36,8 +34,6 @@ class SelfPlaySection:
     # fast_simulations without noise, value target only. 1.0 = every move full (off).
     full_search_share: float = 1.0
     fast_simulations: int = 0
-    # resignation with its false-positive check (selfplay.resign; off by default)
-    resign: ResignConfig = field(default_factory=ResignConfig)
     # local: every actor runs its own network; server: one inference server per node owns
     # it (on the GPU with device auto) and batches every actor's rows (selfplay/inference.py)
     inference: str = "local"
@@ -118,16 +114,11 @@ class GatingSection:
     every_steps: int = 1000  # training steps between evaluation matches
     games: int = 40  # colours alternated
     threshold: float = 0.55  # the candidate must win MORE than this share to become best
-    simulations: int = 0  # 0 = mcts.simulations (the self-play search)
+    simulations: int = 0  # 0 = mcts.simulations
     concurrent_games: int = 8
-    # the candidate plays the best network, or the previous candidate (promoted or not), so a
-    # best that no candidate beats cannot hold the learner back for long
-    opponent: str = "best"
 
     def validate(self, where: str) -> None:
         check(self.every_steps >= 1, f"{where}.every_steps", "must be >= 1")
-        check(self.opponent in GATE_OPPONENTS, f"{where}.opponent",
-              f"unknown opponent {self.opponent!r} (known: {', '.join(GATE_OPPONENTS)})")
         check(self.games >= 2, f"{where}.games", "must be >= 2 (colours alternate)")
         check(0.0 <= self.threshold < 1.0, f"{where}.threshold", "must be in [0, 1)")
         check(self.simulations >= 0, f"{where}.simulations", "must be >= 0")
