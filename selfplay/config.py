@@ -17,6 +17,7 @@ from dpv.games.registry import board_sizes
 
 LOSS_VARIANTS = ("weighted", "no_weight", "multi_step", "single_exit")
 SYMMETRY_MODES = ("sample", "write", "none")
+GATE_OPPONENTS = ("best", "previous")
 
 
 @dataclass(frozen=True)
@@ -114,11 +115,16 @@ class GatingSection:
     every_steps: int = 1000  # training steps between evaluation matches
     games: int = 40  # colours alternated
     threshold: float = 0.55  # the candidate must win MORE than this share to become best
-    simulations: int = 0  # 0 = mcts.simulations
+    simulations: int = 0  # 0 = mcts.simulations (the self-play search)
     concurrent_games: int = 8
+    # the candidate plays the best network, or the previous candidate (promoted or not), so a
+    # best that no candidate beats cannot hold the learner back for long
+    opponent: str = "best"
 
     def validate(self, where: str) -> None:
         check(self.every_steps >= 1, f"{where}.every_steps", "must be >= 1")
+        check(self.opponent in GATE_OPPONENTS, f"{where}.opponent",
+              f"unknown opponent {self.opponent!r} (known: {', '.join(GATE_OPPONENTS)})")
         check(self.games >= 2, f"{where}.games", "must be >= 2 (colours alternate)")
         check(0.0 <= self.threshold < 1.0, f"{where}.threshold", "must be in [0, 1)")
         check(self.simulations >= 0, f"{where}.simulations", "must be >= 0")

@@ -110,6 +110,9 @@ class TrainingRun:
         self._metrics: list = []  # learner step metrics not yet logged
         self._best_ref = None  # the best weights in the object store (set when Ray is up)
         self._gate: PendingGate | None = None
+        # gating.opponent "previous": the last candidate gated, whether promoted or not (not
+        # saved: a resumed run's first gate is against the best)
+        self._previous: dict | None = None
         self._anchor_round: PendingAnchors | None = None
         self._skipped: set[str] = set()  # anchors whose binary is missing (logged once)
         self._saved: tuple[int, int] | None = None  # (games, steps) of the newest checkpoint
@@ -265,7 +268,10 @@ class TrainingRun:
             elif self._gate is None:
                 cand = self.learner.weights_cpu()
                 c.model_version += 1
-                refs = pool.gate(ray.put(cand), self._best_ref, c.model_version)
+                against = self._best_ref
+                if g.opponent == "previous" and self._previous is not None:
+                    against = ray.put(self._previous)
+                refs = pool.gate(ray.put(cand), against, c.model_version)
                 self._gate = PendingGate(refs, cand, c.model_version, c.steps)
         gate = self._gate
         if gate is None or not pool.ready(gate.refs):
@@ -276,6 +282,8 @@ class TrainingRun:
             return  # an actor died: the match comes due again
         result = MatchScore.total(parts)
         promoted = promote(result, g.threshold)
+        if g.opponent == "previous":
+            self._previous = gate.candidate
         c.gating_matches += 1
         c.last_gate_step = gate.step
         if promoted:
@@ -283,7 +291,7 @@ class TrainingRun:
             self._set_best(gate.candidate, gate.version, gate.step)
         monitor.gating(c.steps, result, promoted, c.gating_promotions)
         self._note(f"gating at step {gate.step}: candidate v{gate.version} scored {result.score:.1%} "
-                   f"({result.wld}) -> "
+                   f"({result.wld}) against the {g.opponent} -> "
                    f"{'new best' if promoted else 'best stays v' + str(c.best_version)}")
 
     def _set_best(self, weights, version: int, step: int) -> None:

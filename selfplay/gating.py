@@ -5,6 +5,8 @@ and 2i+1 share a random opening with colours swapped, so neither side gains from
 openings and deterministic searches still play different games; at each step all games
 where one network is to move go through one batched search call. The candidate replaces the
 best network only if it scores MORE than the threshold (wins + draws/2, thesis: > 55%).
+Its opponent is the best network, or with gating.opponent "previous" the candidate gated
+before it (selfplay.driver); with gating.enabled false there is no match at all.
 """
 from __future__ import annotations
 
@@ -48,10 +50,11 @@ def opening_moves(game: Game) -> int:
 def network_player(game_cfg: GameConfig, net_cfg: NetConfig, mcts_cfg: MCTSConfig,
                    weights: Mapping[str, Any], name: str, seed: int = 0,
                    device: str = "cpu") -> NetPlayer:
-    """A network from its weights, searching with its deepest exit, greedy and noise-free."""
+    """A network from its weights, searching with its deepest exit, greedy and noise-free
+    (a Gumbel root without its Gumbel noise)."""
     net = build_policy_value_net(net_cfg, make_game(game_cfg))
     net.load_state_dict(weights)
-    cfg = replace(mcts_cfg, exit_mode="fixed", exit=-1, temperature_moves=0)
+    cfg = replace(mcts_cfg, exit_mode="fixed", exit=-1, temperature_moves=0, gumbel_scale=0.0)
     return NetPlayer(net.to(device).eval(), game_cfg, cfg, seed=seed, device=device, name=name)
 
 
