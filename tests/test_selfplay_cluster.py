@@ -200,9 +200,7 @@ def test_head_loss_ends_the_run_in_one_line_and_rerunning_resumes(cluster, tmp_p
                    lambda: (got := newest(rd)) and got[1].counters.games > 0, proc)
         os.killpg(head.pid, signal.SIGKILL)
         head.wait()
-        t0 = time.monotonic()
         out, err = proc.communicate(timeout=120)  # the guard: non-zero exit within two minutes
-        assert time.monotonic() - t0 < 120
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -32,7 +32,7 @@ def random_game(game, rng, length=5) -> SelfPlayGame:
 
 
 # ---------------------------------------------------------------- config
-@pytest.mark.parametrize("name", ["go9.yaml", "go9_paper.yaml", "tictactoe.yaml", "connect4.yaml"])
+@pytest.mark.parametrize("name", ["go9.yaml", "go9_paper.yaml", "go19.yaml", "tictactoe.yaml", "connect4.yaml"])
 def test_every_shipped_config_loads(name):
     cfg = load_run_config(CONFIG_DIR / name)
     assert cfg.net.exits[-1] == cfg.net.blocks
@@ -48,6 +48,24 @@ def test_paper_config_has_thesis_schedule():
 def test_board_flag_and_set_override():
     cfg = load_run_config(board=7, overrides=["mcts.simulations=200", "train.variant=no_weight"])
     assert cfg.game.board_size == 7 and cfg.mcts.simulations == 200 and cfg.train.variant == "no_weight"
+
+
+def test_board_flag_takes_board_dependent_values_from_the_game():
+    nine = load_run_config(board=9)  # go9.yaml's own board: its values stand
+    assert (nine.game.max_game_length, nine.selfplay.pass_after) == (324, 40)
+    big = load_run_config(board=19)
+    assert make_game(big.game).max_game_length == 4 * 361  # not go9.yaml's 324
+    assert big.selfplay.pass_after == 361 // 2
+    forced = load_run_config(board=19, overrides=["selfplay.pass_after=10", "game.max_game_length=500"])
+    assert (forced.game.max_game_length, forced.selfplay.pass_after) == (500, 10)
+    paper = load_run_config(CONFIG_DIR / "go9_paper.yaml", board=13)  # no pass-free opening there
+    assert paper.selfplay.pass_after == 0
+
+
+def test_go19_config_is_sized_for_its_board():
+    cfg = load_run_config(CONFIG_DIR / "go19.yaml")
+    assert cfg.game.board_size == 19 and cfg.selfplay.pass_after == 361 // 2
+    assert make_game(cfg.game).max_game_length == cfg.game.max_game_length > 324
 
 
 def test_unknown_board_size_names_the_field():

@@ -182,8 +182,10 @@ def test_ctrl_c_writes_a_checkpoint_and_exits_cleanly_embedded_ray(tmp_path):
 
 # ------------------------------------------------------------------ bad input
 def assert_one_line_error(res, *fragments):
+    """Refused: exit 2 and one line saying why (beside, at most, the run's first line that
+    says what it was about to do)."""
     assert res.returncode == 2, res.stderr
-    lines = [l for l in res.stderr.splitlines() if l.strip()]
+    lines = [l for l in res.stderr.splitlines() if l.strip() and not l.startswith("self-play ")]
     assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
     for f in fragments:
         assert f in lines[0], lines[0]
@@ -193,6 +195,35 @@ def test_unknown_board_size_is_refused_before_anything_is_written(tmp_path):
     res = cli(["--board", "8", "--run-dir", str(tmp_path / "r")])
     assert_one_line_error(res, "game.board_size", "8")
     assert not (tmp_path / "r").exists()
+
+
+def test_auth_mode_of_a_cluster_is_read_from_its_gcs(ray_cluster):
+    from selfplay.cluster import cluster_auth_mode
+
+    assert cluster_auth_mode(ray_cluster) == "disabled"  # the session's head runs without tokens
+
+
+def test_auth_mode_set_against_the_cluster_is_a_one_line_error(ray_cluster, tmp_path):
+    # the timeout only catches a hang (a mismatch used to cost 20 s of GCS warnings, then fail)
+    res = subprocess.run([sys.executable, "-m", "selfplay.run", *TINY, "--run-dir", str(tmp_path / "r"),
+                          "--address", ray_cluster], cwd=ROOT, timeout=120, capture_output=True,
+                         text=True, env={**os.environ, **RAY_TEST_ENV, "RAY_AUTH_MODE": "token"})
+    assert_one_line_error(res, "token authentication is disabled, but RAY_AUTH_MODE=token")
+    assert not (tmp_path / "r" / "config.yaml").exists()
+
+
+def test_address_of_something_that_is_not_ray_is_refused(tmp_path):
+    import socket
+    import threading
+
+    with socket.socket() as server:  # a TCP server that is no gRPC server
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        threading.Thread(target=lambda: [server.accept()[0].close() for _ in range(8)],
+                         daemon=True).start()
+        address = f"127.0.0.1:{server.getsockname()[1]}"
+        res = cli([*TINY, "--run-dir", str(tmp_path / "r"), "--address", address], timeout=120)
+    assert_one_line_error(res, "not a Ray cluster's GCS")
 
 
 def test_address_with_no_cluster_is_a_one_line_error(tmp_path):
