@@ -12,10 +12,16 @@ Budget modes (thesis Tables 6.2/6.3, `MCTSConfig.exit_mode`):
   dynamic_static  the exit policy stops at confidence >= tau0, under the same budget;
   dynamic         the threshold is tau0 + alpha * r, r = spent / B of this search.
 Each evaluation charges the FLOPs the evaluator reports for its row. Before a leaf is sent,
-its worst-case cost is reserved, and a dynamic search is told the deepest exit it can still
-afford (`max_exit`), so the budget is never exceeded; the search ends when not even the
-cheapest exit fits. With n_ref = 0 the budgeted modes fall back to `simulations`, with
-r = simulations done / simulations.
+its worst-case cost is reserved, so the budget is never exceeded. The end of a dynamic
+search's budget follows `MCTSConfig.budget_end`:
+  cap      (default) each leaf is told the deepest exit still affordable (`max_exit`), so
+           the last evaluations are forced shallow; the search ends when not even the
+           cheapest exit fits (at most one cheapest evaluation's FLOPs stay unspent);
+  reserve  every leaf may go to the deepest exit (its cost is reserved), so no evaluation
+           is ever forced shallow; the search ends when the deepest exit no longer fits
+           (up to one deepest evaluation's FLOPs stay unspent: 1/n_ref of B).
+With n_ref = 0 the budgeted modes fall back to `simulations`, with r = simulations done /
+simulations.
 
 Values are from the view of the player to move; two-player zero-sum games are assumed.
 
@@ -139,6 +145,7 @@ class MCTS:
         self._dynamic = cfg.exit_mode in ("dynamic", "dynamic_static")
         self._fixed_exit = cfg.exit % k
         self._budgeted = cfg.exit_mode != "fixed" and cfg.n_ref > 0
+        self._reserve_deepest = self._dynamic and cfg.budget_end == "reserve"
         if self._budgeted and not self.costs.deepest > 0:
             raise DPVError(f"exit_mode {cfg.exit_mode!r} with n_ref={cfg.n_ref} needs an evaluator "
                            "that charges FLOPs; this one is free")
@@ -242,6 +249,9 @@ class MCTS:
         if not self._dynamic:
             cost = per[self._fixed_exit]
             return (self._fixed_exit, cost) if cost <= left * (1 + 1e-12) else None
+        if self._reserve_deepest:  # never cap: the final evaluations keep their full depth
+            cost = per[-1]
+            return (len(per) - 1, float(cost)) if cost <= left * (1 + 1e-12) else None
         fits = np.flatnonzero(per <= left * (1 + 1e-12))
         if len(fits) == 0:
             return None

@@ -18,6 +18,7 @@ SPEC_FIELDS = {
     "mode": "exit_mode", "n_ref": "n_ref", "tau0": "tau0", "alpha": "alpha", "exit": "exit",
     "sims": "simulations", "c_puct": "c_puct", "fpu": "fpu", "leaves": "leaves_per_call",
     "temperature": "temperature", "temperature_moves": "temperature_moves",
+    "budget_end": "budget_end",
 }
 PV_LENGTH = 10  # moves of the principal variation reported per search
 

@@ -4,15 +4,18 @@ the same way:
     random[:name=X]
     mcts:sims=1000[,uct_c=2,rollouts=1,name=X]            OpenSpiel's C++ MCTS, random rollouts
     net:PATH[,mode=dynamic,n_ref=100,tau0=0.6,alpha=0.3,exit=-1,sims=100,...]
+    net:NAME[,...]                                       a network shipped in models/ (net:go9)
     gtp:"<command line>"[,name=X]                          an external GTP engine
 
-Bad specs raise DPVError with one line naming the kind or key at fault.
+Bad specs raise DPVError with one line naming the kind or key at fault; a net:NAME that is
+not shipped names the networks that are (dpv.shipped_models).
 """
 from __future__ import annotations
 
 import shlex
+from typing import Mapping
 
-from dpv.config import EXIT_MODES, GameConfig
+from dpv.config import BUDGET_ENDS, EXIT_MODES, GameConfig
 from dpv.errors import DPVError
 from dpv.players.base import Player
 
@@ -23,7 +26,7 @@ MCTS_KEYS = {"sims": int, "uct_c": float, "rollouts": int, "name": str, "solve":
 NET_KEYS = {
     "mode": str, "n_ref": int, "tau0": float, "alpha": float, "exit": int, "sims": int,
     "c_puct": float, "fpu": float, "leaves": int, "temperature": float,
-    "temperature_moves": int, "noise": bool, "name": str,
+    "temperature_moves": int, "noise": bool, "name": str, "budget_end": str,
 }
 RANDOM_KEYS = {"name": str}
 GTP_KEYS = {"name": str}
@@ -43,7 +46,7 @@ def _parse_value(spec: str, key: str, raw: str, tp: type):
         raise DPVError(f"player spec {spec!r}: {key}={raw!r} is not a valid {tp.__name__}") from None
 
 
-def _parse_options(spec: str, kind: str, items: list[str], known: dict[str, type]) -> dict:
+def _parse_options(spec: str, kind: str, items: list[str], known: Mapping[str, type]) -> dict:
     opts: dict = {}
     for item in items:
         if "=" not in item:
@@ -115,6 +118,9 @@ def _check_net_options(spec: str, opts: dict) -> None:
     mode = opts.get("mode", "fixed")
     if mode not in EXIT_MODES:
         raise DPVError(f"player spec {spec!r}: unknown mode {mode!r} (known: {', '.join(EXIT_MODES)})")
+    if opts.get("budget_end", "cap") not in BUDGET_ENDS:
+        raise DPVError(f"player spec {spec!r}: unknown budget_end {opts['budget_end']!r} "
+                       f"(known: {', '.join(BUDGET_ENDS)})")
     if "n_ref" in opts and opts["n_ref"] <= 0:
         raise DPVError(f"player spec {spec!r}: n_ref must be > 0, got {opts['n_ref']}")
     if "tau0" in opts and not 0.0 <= opts["tau0"] <= 1.0:
@@ -144,6 +150,7 @@ def make_player(spec: str, game_cfg: GameConfig, seed: int = 0, device: str = "c
         command = opts.pop("command")
         return GTPPlayer(command, game_cfg, name=name or f"gtp:{shlex.split(command)[0]}")
     from dpv.players.net_player import NetPlayer
+    from dpv.shipped_models import resolve_network
 
-    path = opts.pop("path")
+    path = resolve_network(opts.pop("path"))
     return NetPlayer.from_spec(path, game_cfg, opts, seed=seed, device=device, name=name)
