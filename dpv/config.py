@@ -215,7 +215,6 @@ class NetConfig:
 
 EXIT_MODES = ("fixed", "fixed_budget", "dynamic", "dynamic_static")
 BUDGET_ENDS = ("cap", "reserve")
-BUDGET_ENDS = ("cap", "reserve")
 ROOT_RULES = ("puct", "gumbel")
 
 
@@ -237,9 +236,6 @@ class MCTSConfig:
     n_ref: int = 0  # budget = n_ref * FLOPs(deepest exit); 0 = no FLOPs budget
     tau0: float = 0.6
     alpha: float = 0.3
-    # end of a dynamic search's budget (dpv.mcts.search): cap leaves to the deepest exit
-    # still affordable, or reserve the deepest exit's cost for every leaf
-    budget_end: str = "cap"
     # end of a dynamic search's budget (dpv.mcts.search): cap leaves to the deepest exit
     # still affordable, or reserve the deepest exit's cost for every leaf
     budget_end: str = "cap"
@@ -267,8 +263,6 @@ class MCTSConfig:
               f"unknown mode {self.exit_mode!r} (known: {', '.join(EXIT_MODES)})")
         check(self.n_ref >= 0, f"{where}.n_ref", "must be >= 0")
         check(0.0 <= self.tau0 <= 1.0, f"{where}.tau0", f"{self.tau0} is outside [0, 1]")
-        check(self.budget_end in BUDGET_ENDS, f"{where}.budget_end",
-              f"unknown rule {self.budget_end!r} (known: {', '.join(BUDGET_ENDS)})")
         check(self.budget_end in BUDGET_ENDS, f"{where}.budget_end",
               f"unknown rule {self.budget_end!r} (known: {', '.join(BUDGET_ENDS)})")
         check(self.temperature >= 0, f"{where}.temperature", "must be >= 0")
