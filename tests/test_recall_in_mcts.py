@@ -4,6 +4,8 @@ answer: priors, values and backed-up statistics come from the recalled exit, whi
 FLOPs charged are those of every exit the row computed."""
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import pytest
 import torch
@@ -14,6 +16,7 @@ from dpv.exits import masked_softmax, run_offline
 from dpv.games import make_game
 from dpv.mcts import MCTS, run_searches
 from dpv.nets import build_policy_value_net
+from dpv.nets.multi_exit import MultiExitNet
 from eexit_vision.policies import TTamer
 from tests.test_vision_policies_in_mcts import positions, record_trace
 
@@ -154,3 +157,39 @@ def test_fitted_ttamer_online_answers_match_its_offline_answers(game):
     values = np.stack([o.value.numpy() for o in full])[ev.answer_exit, idx]
     np.testing.assert_allclose(ev.policy, masked_softmax(logits, mask), atol=1e-6)
     np.testing.assert_allclose(ev.value, values, atol=1e-6)
+
+
+class Out(NamedTuple):
+    logits: torch.Tensor
+    aux: torch.Tensor | None = None  # only the last exit has it (as an auxiliary head)
+
+
+class Head(torch.nn.Module):
+    def __init__(self, with_aux):
+        super().__init__()
+        self.fc = torch.nn.Linear(4, 3)
+        self.with_aux = with_aux
+
+    def forward(self, h):
+        return Out(self.fc(h), h.sum(-1) if self.with_aux else None)
+
+
+def test_staged_forward_keeps_every_exit_output_whatever_the_heads_return():
+    """Recall answers from any exit a row reached: `select` rebuilds the heads' own output
+    type, and an output only some exits give is NaN for rows answered by the others."""
+    torch.manual_seed(0)
+    net = MultiExitNet(torch.nn.Identity(), [torch.nn.Linear(4, 4) for _ in range(3)],
+                       [Head(False), Head(False), Head(True)])
+    x = torch.randn(6, 4)
+    stop_at = torch.tensor([0, 2, 1, 2, 0, 1])
+    with torch.no_grad():
+        res = net.staged_forward(x, lambda k, out, rows: stop_at.index_select(0, rows) == k)
+        full = net(x)
+        answer = torch.tensor([0, 1, 0, 2, 0, 1])  # each at or before its stopping exit
+        got = res.select(answer)
+    assert isinstance(got, Out) and res.exit_index.tolist() == stop_at.tolist()
+    for i, k in enumerate(answer.tolist()):
+        torch.testing.assert_close(got.logits[i], full[k].logits[i])
+    assert torch.isnan(got.aux[answer != 2]).all()
+    torch.testing.assert_close(got.aux[3], full[2].aux[3])
+    assert [len(r) for r in res.exit_rows] == [6, 4, 2]  # the rows that reached each exit

@@ -217,12 +217,17 @@ class StagedResult:
         picks = [which.index_select(0, rows) == k for k, rows in enumerate(self.exit_rows)]
 
         def assemble(part: Callable[[Any], Any]) -> Any:
-            proto = part(self.exit_outputs[0])
-            if not isinstance(proto, torch.Tensor):
-                return proto  # None or a constant: the heads' own
-            res = proto.new_zeros((n,) + tuple(proto.shape[1:]))
-            for o, rows, pick in zip(self.exit_outputs, self.exit_rows, picks):
-                t = part(o)
+            parts = [part(o) for o in self.exit_outputs]
+            proto = next((t for t in parts if isinstance(t, torch.Tensor)), None)
+            if proto is None:
+                return parts[0]  # None (or a constant) at every exit
+            # an output only some exits have (an auxiliary head): NaN for rows answered by
+            # an exit without it
+            res = (proto.new_full((n,) + tuple(proto.shape[1:]), torch.nan) if proto.is_floating_point()
+                   else proto.new_zeros((n,) + tuple(proto.shape[1:])))
+            for t, rows, pick in zip(parts, self.exit_rows, picks):
+                if not isinstance(t, torch.Tensor):
+                    continue
                 p = pick.view((-1,) + (1,) * (t.dim() - 1))
                 res.index_copy_(0, rows, torch.where(p, t, res.index_select(0, rows)))
             return res
