@@ -103,6 +103,11 @@ def policy_table(summaries: dict[int, dict]) -> str:
         lines += ["", f"EERO budget check, seed {s}: test average FLOPs <= budget x (1 + {m['eero_tolerance']:.0%}) "
                   f"at every budget: {'holds' if m['eero_within_budget'] else 'FAILS'} "
                   f"(largest relative excess {m['eero_max_relative_excess']:+.4f}).", ""]
+        v = m.get("eero_validation_cdfs")
+        if v:  # EERO with its CDFs from validation: overruns against the bound it states
+            over = ", ".join(f"{o['relative_excess']:+.4f} at budget {o['budget'] / last:.3f}" for o in v["overruns"])
+            lines += [f"EERO (validation CDFs), seed {s}: overruns {over or 'none'}; within its stated "
+                      f"bound (probability {1 - v['delta']:.0%}): {'yes' if v['within_stated_bound'] else 'NO'}.", ""]
     return "\n".join(lines)
 
 
