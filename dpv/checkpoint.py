@@ -15,7 +15,11 @@ from dpv.errors import CheckpointError, ConfigError
 from dpv.games.registry import board_sizes
 from dpv.nets.policy_value import build_policy_value_net
 
-FORMAT_VERSION = 1
+# 2: a policy-value net's config may name auxiliary heads (net.aux_heads, ownership and
+# score weights) and its weights then hold them. A format-1 checkpoint has neither: its net
+# config lacks those keys, which take their defaults (aux_heads none), so it loads as the
+# net it was, unchanged. Older packages refuse format 2 (newer than they read).
+FORMAT_VERSION = 2
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

@@ -192,6 +192,9 @@ class GameConfig:
               f"{self.handicap}: OpenSpiel places 2 to 9 handicap stones on 19x19 Go only")
 
 
+AUX_HEADS = ("none", "last", "all")
+
+
 @dataclass(frozen=True)
 class NetConfig:
     blocks: int = 6
@@ -199,8 +202,23 @@ class NetConfig:
     exits: tuple[int, ...] = (2, 4, 6)  # 1-based block after which each exit sits
     value_hidden: int = 256
     policy_channels: int = 2
+    # auxiliary heads (KataGo): final ownership of each point and score margin, both from
+    # the mover's view; on the deepest exit ("last"), on every exit ("all"), or none.
+    # Loss weights as KataGo's: ownership 1.5 x the mean over points (KataGo: 1.5 / b^2
+    # summed over the b^2 points), score small beside the value (selfplay.losses)
+    aux_heads: str = "none"
+    ownership_weight: float = 1.5
+    score_weight: float = 0.05
+
+    def has_aux(self, k: int) -> bool:
+        """Whether exit k carries the ownership and score heads."""
+        return self.aux_heads == "all" or (self.aux_heads == "last" and k == len(self.exits) - 1)
 
     def validate(self, where: str) -> None:
+        check(self.aux_heads in AUX_HEADS, f"{where}.aux_heads",
+              f"unknown placement {self.aux_heads!r} (known: {', '.join(AUX_HEADS)})")
+        check(self.ownership_weight >= 0, f"{where}.ownership_weight", "must be >= 0")
+        check(self.score_weight >= 0, f"{where}.score_weight", "must be >= 0")
         check(self.blocks >= 1, f"{where}.blocks", "must be >= 1")
         check(self.channels >= 1, f"{where}.channels", "must be >= 1")
         check(len(self.exits) >= 1, f"{where}.exits", "needs at least one exit")

@@ -14,6 +14,7 @@ from dpv.config import (GameConfig, MCTSConfig, NetConfig, check, from_dict, loa
                         read_yaml, set_dotted, to_dict)
 from dpv.errors import ConfigError
 from dpv.games.registry import board_sizes
+from selfplay.resign import ResignConfig
 
 LOSS_VARIANTS = ("weighted", "no_weight", "multi_step", "single_exit")
 SYMMETRY_MODES = ("sample", "write", "none")
@@ -35,6 +36,8 @@ class SelfPlaySection:
     # fast_simulations without noise, value target only. 1.0 = every move full (off).
     full_search_share: float = 1.0
     fast_simulations: int = 0
+    # resignation with its false-positive check (selfplay.resign; off by default)
+    resign: ResignConfig = field(default_factory=ResignConfig)
     # local: every actor runs its own network; server: one inference server per node owns
     # it (on the GPU with device auto) and batches every actor's rows (selfplay/inference.py)
     inference: str = "local"

@@ -9,11 +9,30 @@ from __future__ import annotations
 import sys
 import time
 from collections import deque
+from dataclasses import dataclass
 
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from selfplay.sysinfo import anon_rss_mb, rss_mb
+
+
+@dataclass
+class ResignTotals:
+    """Resignation counts over this session's self-play reports (selfplay.resign)."""
+
+    games: int = 0
+    resigned: int = 0
+    played_out: int = 0
+    would_resign: int = 0
+    false_positives: int = 0
+
+    def add(self, report) -> None:
+        self.games += len(report.games)
+        self.resigned += report.resigned
+        self.played_out += report.played_out
+        self.would_resign += report.would_resign
+        self.false_positives += report.false_positives
 
 
 class Monitor:
@@ -25,6 +44,7 @@ class Monitor:
         self._games = deque(maxlen=256)  # (time, cumulative games) for games/hour
         self._evals = deque(maxlen=64)  # (network seconds, rows) per self-play report
         self.last_loss: float | None = None
+        self.resign = ResignTotals()
 
     def train(self, step: int, m) -> None:
         w = self.writer
@@ -33,6 +53,12 @@ class Monitor:
             w.add_scalar(f"loss_policy/exit{k}", m.policy[k], step)
             w.add_scalar(f"loss_value/exit{k}", m.value[k], step)
             w.add_scalar(f"agreement/exit{k}", m.agreement[k], step)
+        # aux heads (net.aux_heads): only the exits that have them, None elsewhere
+        for tag, values in (("loss_ownership", m.ownership), ("loss_score", m.score),
+                            ("ownership_accuracy", m.ownership_accuracy)):
+            for k, v in enumerate(values):
+                if v is not None:
+                    w.add_scalar(f"{tag}/exit{k}", v, step)
         self.last_loss = m.loss
 
     def selfplay(self, step: int, games_total: int, report, buffer_size: int) -> None:
@@ -57,6 +83,14 @@ class Monitor:
         for k, c in enumerate(report.exit_histogram):
             w.add_scalar(f"exits_used/exit{k}", c / total if total else 0.0, step)
         w.add_scalar("selfplay/exit", report.exit, step)
+        if report.resign_threshold is not None:
+            self.resign.add(report)
+            r = self.resign
+            w.add_scalar("resign/threshold", report.resign_threshold, step)
+            w.add_scalar("resign/resigned_share", r.resigned / max(r.games, 1), step)
+            w.add_scalar("resign/played_out_games", r.played_out, step)
+            if r.would_resign:
+                w.add_scalar("resign/false_positive_rate", r.false_positives / r.would_resign, step)
         w.add_scalar("memory/actor_rss_mb", report.rss_mb, step)
         w.add_scalar("memory/driver_rss_mb", rss_mb(), step)
         w.add_scalar("memory/actor_anon_mb", report.anon_mb, step)

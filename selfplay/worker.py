@@ -5,7 +5,9 @@ advances every game by a few moves; a game that ends becomes a `SelfPlayGame` fo
 replay buffer and its slot starts a new game, so the batch stays full. Self-play always
 searches with one exit (the deepest by default; multi_step changes it over the run).
 With playout caps (selfplay.full_search_share < 1) most moves get a fast search and are
-recorded as value targets only (policy weight 0).
+recorded as value targets only (policy weight 0). With selfplay.resign on, a player whose
+root value stays low resigns, except in a share of games played out to check the rule
+(selfplay.resign); targets at the end of a game come from selfplay.targets.
 """
 from __future__ import annotations
 
@@ -27,6 +29,8 @@ from dpv.mcts.search import SearchLimit
 from dpv.nets import build_policy_value_net
 from selfplay.config import RunConfig
 from selfplay.replay import SelfPlayGame
+from selfplay.resign import PlayedOut, ResignTracker
+from selfplay.targets import GameTargets, finished_game_targets, resigned_game_targets
 from selfplay.sysinfo import anon_rss_mb, rss_mb
 
 
@@ -111,15 +115,20 @@ class SelfPlayReport:
     version: int = -1  # weights version the moves were searched with
     exit: int = -1
     full_searches: int = 0  # moves searched in full (policy targets); the rest were fast
+    resigned: int = 0  # games that ended by resignation
+    played_out: int = 0  # games with resignation off (the check share) that ended
+    would_resign: int = 0  # of those, games the rule would have ended at the threshold
+    false_positives: int = 0  # of those, games the would-be resigner did not lose
+    resign_threshold: float | None = None  # the worker's threshold after the call (None: off)
     rss_mb: float = 0.0  # the actor's resident memory after the call
     anon_mb: float = 0.0  # of which private (not object-store pages)
 
 
 class _Slot:
     __slots__ = ("state", "search", "planes", "policies", "players", "policy_weights",
-                 "simulations", "flops")
+                 "simulations", "flops", "root_values", "resign_off")
 
-    def __init__(self, state: GameState, search: MCTS):
+    def __init__(self, state: GameState, search: MCTS, resign_off: bool = False):
         self.state = state
         self.search = search
         self.planes: list[np.ndarray] = []
@@ -128,6 +137,11 @@ class _Slot:
         self.policy_weights: list[float] = []  # 1: full search (policy target), 0: fast
         self.simulations = 0
         self.flops = 0.0
+        self.root_values: list[float] = []  # per move, the mover's root value
+        self.resign_off = resign_off  # resignation off in this game: played out to check it
+
+    def own_values(self, player: int) -> list[float]:
+        return [v for v, p in zip(self.root_values, self.players) if p == player]
 
 
 class SelfPlayWorker:
@@ -144,6 +158,7 @@ class SelfPlayWorker:
         self.version = -1
         self.exit = cfg.selfplay.exit % self.net.num_exits
         self.evaluator, self.mcts_cfg = self._build_evaluator()
+        self.resign = ResignTracker(cfg.selfplay.resign)
         self.slots = [self._new_slot() for _ in range(cfg.selfplay.concurrent_games)]
         self._fast = SearchLimit(simulations=cfg.selfplay.fast_simulations or None)
 
@@ -172,7 +187,9 @@ class SelfPlayWorker:
         pass_action = self.game.pass_action
         if until and pass_action is not None:
             state = NoEarlyPass(state, until, pass_action)
-        return _Slot(state, self._new_search())
+        rc = self.cfg.selfplay.resign
+        resign_off = rc.enabled and bool(self.rng.random() < rc.playout_share)
+        return _Slot(state, self._new_search(), resign_off)
 
     def _new_search(self) -> MCTS:
         return MCTS(self.game, self.mcts_cfg, self.evaluator, rng=self.rng)
@@ -225,29 +242,46 @@ class SelfPlayWorker:
                 slot.policy_weights.append(1.0 if full[i] else 0.0)
                 slot.simulations += res.simulations
                 slot.flops += res.flops
+                slot.root_values.append(float(res.value))
+                mover = slot.players[-1]
+                if not slot.resign_off and self.resign.should_resign(slot.own_values(mover)):
+                    report.games.append(self._record(slot, resigned_game_targets(mover, slot.players)))
+                    report.resigned += 1
+                    self.slots[i] = self._new_slot()
+                    continue
                 temp = temperature_for_move(self.mcts_cfg, slot.state.move_number())
                 action = select_action(res, temp, self.rng)
                 slot.state.apply(action)
                 slot.search.advance(action)
                 report.moves += 1
                 if slot.state.is_terminal():
-                    report.games.append(self._finish(slot))
+                    report.games.append(self._finish(slot, report))
                     self.slots[i] = self._new_slot()
         report.evaluations = ev.rows - rows0
         report.network_calls = ev.calls - calls0
         report.network_seconds = ev.seconds - secs0
         report.seconds = time.perf_counter() - t0
         report.exit_histogram = hist.tolist()
+        report.resign_threshold = self.resign.threshold if self.resign.cfg.enabled else None
         report.rss_mb = rss_mb()
         report.anon_mb = anon_rss_mb()
         return report
 
-    def _finish(self, slot: _Slot) -> SelfPlayGame:
+    def _finish(self, slot: _Slot, report: SelfPlayReport) -> SelfPlayGame:
+        """A game played to its end; a played-out check game also tells the resign tracker."""
         state = slot.state.inner if isinstance(slot.state, NoEarlyPass) else slot.state
-        winner = self.game.result(state).winner  # the one outcome the arena and GTP report too
-        # z: +1 on the winner's moves, -1 on the loser's, 0 throughout a draw
-        values = np.array([0.0 if winner is None else 1.0 if p == winner else -1.0
-                           for p in slot.players], dtype=np.float32)
-        return SelfPlayGame(np.stack(slot.planes), np.stack(slot.policies), values,
+        # the one outcome the arena and GTP report too
+        targets = finished_game_targets(self.game, state, slot.players)
+        if slot.resign_off:
+            would, wrong = self.resign.record(PlayedOut(np.array(slot.root_values),
+                                                        np.array(slot.players), targets.winner))
+            report.played_out += 1
+            report.would_resign += would
+            report.false_positives += wrong
+        return self._record(slot, targets)
+
+    def _record(self, slot: _Slot, targets: GameTargets) -> SelfPlayGame:
+        return SelfPlayGame(np.stack(slot.planes), np.stack(slot.policies), targets.values,
                             exit_used=self.exit, simulations=slot.simulations, flops=slot.flops,
-                            policy_weights=np.array(slot.policy_weights, dtype=np.float32))
+                            policy_weights=np.array(slot.policy_weights, dtype=np.float32),
+                            ownership=targets.ownership, score=targets.score)

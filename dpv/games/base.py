@@ -4,7 +4,8 @@ A `Game` is immutable configuration (sizes, symmetries); a `GameState` is one po
 can be cloned and advanced. `current_player()` is the player who would move next, also at a
 terminal state, so `terminal_value()` (the result from that player's view) is what search
 backs up without knowing the game. `Game.result` says who won a finished game and by how
-much, so the match engine, the GTP engine and self-play need no game-specific scoring.
+much, and `Game.final_ownership` who owns each point, so the match engine, the GTP engine
+and self-play need no game-specific scoring.
 
 This module imports no OpenSpiel: search and tests with a ten-line fake game import only it.
 """
@@ -96,3 +97,10 @@ class Game(Protocol):
         """Outcome of a finished game (area score with komi for Go, returns otherwise);
         ValueError if the game is not over."""
         ...
+
+    def final_ownership(self, state: GameState) -> npt.NDArray[np.int8] | None:
+        """Owner of every point of `state` (usually the last position of a game) under the
+        game's scoring: an int8 (H, W) map in the layout of the observation planes, +1 the
+        first player (Black), -1 the second, 0 neither; None for games without territory.
+        An optional capability: self-play's ownership targets and the GTP engine read it."""
+        return None

@@ -10,8 +10,10 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage
 
 BLACK, WHITE = 0, 1
+_CROSS = ndimage.generate_binary_structure(2, 1)  # 4-connectivity
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,23 @@ def area_score(black: np.ndarray, white: np.ndarray, komi: float) -> AreaScore:
             elif touches_w and not touches_b:
                 w_area += size
     return AreaScore(b_area, w_area, float(komi))
+
+
+def area_owner(black: np.ndarray, white: np.ndarray) -> np.ndarray:
+    """Owner of every point under the same rule, as an int8 (H, W) map: +1 Black, -1 White,
+    0 neither (an empty region touching both colours, or none). Its sums are `area_score`'s."""
+    black = np.asarray(black, dtype=bool)
+    white = np.asarray(white, dtype=bool)
+    owner = black.astype(np.int8) - white.astype(np.int8)
+    regions, count = ndimage.label(~(black | white), structure=_CROSS)
+    if count:
+        ids = np.arange(1, count + 1)
+        touches_b = ndimage.maximum(ndimage.binary_dilation(black, _CROSS), regions, ids).astype(bool)
+        touches_w = ndimage.maximum(ndimage.binary_dilation(white, _CROSS), regions, ids).astype(bool)
+        colour = np.where(touches_b & ~touches_w, 1, np.where(touches_w & ~touches_b, -1, 0))
+        empty = regions > 0
+        owner[empty] = colour[regions[empty] - 1]
+    return owner
 
 
 def score_state(state) -> AreaScore:

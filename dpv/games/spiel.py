@@ -17,7 +17,7 @@ import dpv.games.symmetry as symmetry
 from dpv.errors import ConfigError
 from dpv.games.base import FIRST, SECOND, GameOutcome, GameState
 from dpv.games.coords import action_to_vertex
-from dpv.games.scoring import final_result
+from dpv.games.scoring import area_owner, final_result
 
 if TYPE_CHECKING:  # the config names the game; validating it needs the registry, not us
     from dpv.config import GameConfig
@@ -227,6 +227,14 @@ class SpielGame:
         if not state.is_terminal():
             raise ValueError("the game is not over")
         return self._outcome(state)
+
+    def final_ownership(self, state: SpielState) -> np.ndarray | None:
+        """Go: the area-scoring owner of every point (Tromp-Taylor, as `result` scores it);
+        the other games have no territory."""
+        if self.name != "go":
+            return None
+        black, white = self.stones(state.spiel_state)
+        return area_owner(black, white)
 
     def action_to_string(self, action: int) -> str:
         if self.name == "go":

@@ -1,5 +1,6 @@
 from dpv.nets.multi_exit import FlopsTable, MultiExitNet, StagedResult, count_flops
-from dpv.nets.policy_value import PolicyValue, PolicyValueNet, build_policy_value_net
+from dpv.nets.policy_value import (AuxPrediction, PolicyValue, PolicyValueNet, build_policy_value_net,
+                                   has_aux, predict_aux)
 
-__all__ = ["FlopsTable", "MultiExitNet", "StagedResult", "count_flops", "PolicyValue",
-           "PolicyValueNet", "build_policy_value_net"]
+__all__ = ["FlopsTable", "MultiExitNet", "StagedResult", "count_flops", "AuxPrediction", "PolicyValue",
+           "PolicyValueNet", "build_policy_value_net", "has_aux", "predict_aux"]
