@@ -60,6 +60,17 @@ def _diff(old, new, prefix: str = "") -> str | None:
     return None if old == new else f"{prefix[:-1]}: {old!r} -> {new!r}"
 
 
+def _with_defaults(old):
+    """A saved config with the fields added since it was written at their defaults (the
+    behaviour it ran with: new options default to off), so an older run dir resumes."""
+    from selfplay.config import load_run_config
+
+    try:
+        return load_run_config(data=old).to_dict()
+    except ConfigError:  # not a config this package can read: compare it as it is
+        return old
+
+
 @dataclass
 class RunState:
     """Everything a resumed run continues from; one state-N.pt holds one."""
@@ -144,7 +155,7 @@ class RunDir:
             old = yaml.safe_load(self.config_path.read_text())
         except yaml.YAMLError:
             raise ConfigError(f"{self.config_path} is not valid YAML") from None
-        diff = _diff(old, cfg_dict)
+        diff = _diff(_with_defaults(old), cfg_dict)
         if diff and not force:
             raise ConfigError(f"run directory {self.path} holds a run with a different config "
                               f"({diff}); use another --run-dir, or --force-config to continue it "

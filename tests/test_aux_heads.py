@@ -321,3 +321,38 @@ def test_go9_keeps_aux_heads_and_resignation_off_by_default():
     cfg = load_run_config(CONFIG_DIR / "go9.yaml")
     assert cfg.net.aux_heads == "none" and not cfg.selfplay.resign.enabled
     assert to_dict(cfg.net)["aux_heads"] == "none"
+
+
+def test_a_run_directory_from_before_the_aux_heads_resumes_converted(tmp_path):
+    """config.yaml without the new keys, a format-1 replay file: the run resumes as it ran
+    (aux heads none, resignation off) and its positions carry no aux targets."""
+    import yaml
+
+    from selfplay.driver import TrainingRun
+    from selfplay.rundir import RunDir, RunState
+    from selfplay.schedule import Counters, Limits
+
+    cfg = load_run_config(CONFIG_DIR / "tictactoe.yaml")
+    game = make_game(cfg.game)
+    rd = RunDir(tmp_path)
+    old_cfg = cfg.to_dict()
+    del old_cfg["net"]["aux_heads"], old_cfg["net"]["ownership_weight"], old_cfg["net"]["score_weight"]
+    del old_cfg["selfplay"]["resign"]
+    rd.config_path.parent.mkdir(parents=True, exist_ok=True)
+    rd.config_path.write_text(yaml.safe_dump(old_cfg))
+    learner = Learner(cfg, game, "cpu")
+    buf = ReplayBuffer(10, game.observation_shape, game.num_actions, game)
+    buf.add(np.zeros((3,) + game.observation_shape, np.uint8), np.full((3, 9), 1 / 9, np.float32),
+            np.array([1, -1, 1], np.float32))
+    rd.save(RunState(Counters(games=1), learner.state_dict(), learner.weights_cpu()), buf, learner.net,
+            cfg.game, {})
+    replay = next(rd.replay_dir.glob("replay-*.npz"))
+    with np.load(replay) as z:  # rewrite it as the format-1 file an older package wrote
+        np.savez(replay.with_suffix(".tmp.npz"), format=1, planes=z["planes"], policies=z["policies"],
+                 values=z["values"], added=z["added"])
+    replay.with_suffix(".tmp.npz").replace(replay)
+    assert rd.check_config(cfg.to_dict(), force=False) is True  # same run, not "another config"
+    run = TrainingRun(cfg, rd, Limits())
+    assert run.restore() is not None
+    assert len(run.buffer) == 3 and not run.buffer.has_ownership[:3].any()
+    assert np.isnan(run.buffer.score[:3]).all()
