@@ -356,3 +356,34 @@ def test_a_run_directory_from_before_the_aux_heads_resumes_converted(tmp_path):
     assert run.restore() is not None
     assert len(run.buffer) == 3 and not run.buffer.has_ownership[:3].any()
     assert np.isnan(run.buffer.score[:3]).all()
+
+
+def test_the_arena_reports_the_mean_score_a_score_head_predicts(tmp_path):
+    import json
+
+    from dpv.play.arena import run_match
+    from dpv.play.plan import MatchPlan
+
+    cfg = GameConfig(name="go", board_size=5, komi=0.5, max_game_length=30)
+    net = small_net("last").eval()
+    save_policy_value(tmp_path / "aux.pt", net, cfg)
+    run = run_match(MatchPlan(f"net:{tmp_path / 'aux.pt'},sims=4", "random", cfg, games=2, seed=1),
+                    tmp_path / "match", progress=False)
+    summary = run.summary()
+    a, b = summary.per_player["a"], summary.per_player["b"]
+    assert b.mean_predicted_score is None  # random has no score head
+    # the mean of what the score head says of each position the net moved in
+    game = make_game(cfg)
+    said = []
+    for r in summary.records:
+        state = game.new_state()
+        for t, action in enumerate(r.moves):
+            if t >= r.opening_moves and state.current_player() == r.a_colour:
+                said.append(predict_aux(net, [state])[0].score)
+            state.apply(action)
+    assert len(said) == a.moves > 0
+    assert a.mean_predicted_score == pytest.approx(float(np.mean(said)), rel=1e-5)
+    per_player = json.loads((tmp_path / "match" / "summary.json").read_text())["per_player"]
+    assert per_player["a"]["mean_predicted_score"] == pytest.approx(a.mean_predicted_score)
+    assert "mean_predicted_score" not in per_player["b"]
+    assert "mean predicted score" in summary.report()

@@ -23,12 +23,17 @@ class PlayerTotals:
     seconds: float = 0.0
     flops: float = 0.0
     simulations: int = 0
+    predicted_score: float = 0.0  # sum of the mover's predicted margins (score head)
+    predicted_moves: int = 0  # moves that had one
 
     def add(self, info: MoveInfo, seconds: float) -> None:
         self.moves += 1
         self.seconds += seconds
         self.flops += float(info.flops)
         self.simulations += int(info.simulations)
+        if info.predicted_score is not None:
+            self.predicted_score += float(info.predicted_score)
+            self.predicted_moves += 1
 
 
 @dataclass

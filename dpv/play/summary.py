@@ -55,9 +55,15 @@ class SideSpend:
     seconds_per_move: float | None
     flops_per_move: float | None
     simulations_per_move: float | None
+    # mean over its moves of the margin its score head predicted, from its own view (None
+    # for players without a score head; summary.json has the key only where it is known)
+    mean_predicted_score: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        d = dict(self.__dict__)
+        if d["mean_predicted_score"] is None:
+            del d["mean_predicted_score"]
+        return d
 
 
 @dataclass(frozen=True)
@@ -100,15 +106,17 @@ class ArenaSummary:
         spend = {}
         for who, name, spec, is_a in (("a", match.a, setup.spec_a, True),
                                       ("b", match.b, setup.spec_b, False)):
-            moves = sims = 0
-            seconds = flops = 0.0
+            moves = sims = predicted_moves = 0
+            seconds = flops = predicted = 0.0
             for r in recs:
                 a_colour = r.a_colour if r.a_colour is not None else BLACK
                 t = r.totals[a_colour if is_a else a_colour ^ 1]
                 moves, seconds, flops, sims = (moves + t.moves, seconds + t.seconds,
                                                flops + t.flops, sims + t.simulations)
+                predicted, predicted_moves = predicted + t.predicted_score, predicted_moves + t.predicted_moves
             spend[who] = SideSpend(name, spec, moves, seconds / moves if moves else None,
-                                   flops / moves if moves else None, sims / moves if moves else None)
+                                   flops / moves if moves else None, sims / moves if moves else None,
+                                   predicted / predicted_moves if predicted_moves else None)
         reasons: dict[str, int] = {}
         for r in recs:
             reasons[r.reason] = reasons.get(r.reason, 0) + 1
@@ -188,6 +196,10 @@ class ArenaSummary:
         lines.append(f"{pp['a'].name} score {100 * rate.score:.1f}% (Wilson 95% "
                      f"[{100 * rate.low:.1f}, {100 * rate.high:.1f}]), "
                      f"Elo diff {_elo(rate.elo)} [{_elo(rate.elo_low)}, {_elo(rate.elo_high)}]")
+        for who in ("a", "b"):
+            if pp[who].mean_predicted_score is not None:
+                lines.append(f"{pp[who].name}: mean predicted score {pp[who].mean_predicted_score:+.1f} "
+                             f"points (its score head, its own view, over its moves)")
         lines.append(f"average game length {fmt(self.avg_game_length, '.1f')} moves; "
                      f"end reasons {self.end_reasons}")
         sc = self.score_check

@@ -39,6 +39,8 @@ class MoveInfo:
     root_value: float | None = None  # the mover's value of the position searched, in [-1, 1]
     visits: npt.NDArray[np.float64] | None = None  # root visit count per action
     principal_variation: list[int] = field(default_factory=list)  # the move chosen first
+    # the mover's expected final margin in points from a score head (None without one)
+    predicted_score: float | None = None
 
 
 @runtime_checkable

@@ -11,6 +11,7 @@ from dpv.games import make_game
 from dpv.games.base import GameState
 from dpv.mcts import MCTS, SearchResult, Tree, make_evaluator, run_searches, select_action, temperature_for_move
 from dpv.mcts.tree import NO_NODE
+from dpv.nets.policy_value import AuxPrediction, PolicyValueNet, has_aux, predict_aux
 from dpv.players.base import BatchPlayer, MoveInfo, Player
 
 # spec key -> MCTSConfig field
@@ -91,17 +92,27 @@ class NetPlayer(Player, BatchPlayer):
         trees = [self._trees[g] for g in games]
         results = run_searches(trees, states, self.evaluator, self.add_noise)
         seconds = (time.perf_counter() - t0) / max(len(results), 1)
+        aux = self.position_aux(states)  # after the clock: reporting, not search
         out = []
-        for tree, state, r in zip(trees, states, results):
+        for i, (tree, state, r) in enumerate(zip(trees, states, results)):
             action = select_action(r, temperature_for_move(self.cfg, len(state.history())), self._rng)
             out.append((action, MoveInfo(
                 seconds=seconds, flops=r.flops, simulations=r.simulations,
                 exit_histogram=[int(c) for c in r.exit_histogram], budget_flops=r.budget_flops,
                 root_value=r.value, visits=r.visits,
-                principal_variation=principal_variation(tree.tree, action))))
+                principal_variation=principal_variation(tree.tree, action),
+                predicted_score=None if aux is None else aux[i].score)))
         if results:
             self.last_result = results[-1]
         return out
+
+    def position_aux(self, states: Sequence[GameState]) -> list[AuxPrediction] | None:
+        """Ownership and score of each position from the deepest exit's aux heads (one
+        batched forward, not charged to any search); None when the network has none."""
+        net = self.evaluator.net
+        if not isinstance(net, PolicyValueNet) or not has_aux(net):
+            return None
+        return predict_aux(net, states)
 
     # ---- Player: one game
     def reset(self) -> None:
