@@ -131,3 +131,29 @@ def test_bad_resign_settings_name_the_field():
         resign_cfg("selfplay.resign.playout_share=1.5")
     with pytest.raises(ConfigError, match="unknown config key 'selfplay.resign.treshold'"):
         resign_cfg("selfplay.resign.treshold=-0.8")
+
+
+def test_tensorboard_gets_resignation_and_aux_head_curves(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from selfplay.learner import StepMetrics
+    from selfplay.monitor import Monitor
+    from selfplay.worker import SelfPlayReport
+
+    mon = Monitor(tmp_path, 0, 3, progress=False)
+    mon.train(20, StepMetrics(1.0, [1.0] * 3, [0.5] * 3, [0.1] * 3, [None, None, 0.4],
+                              [None, None, 0.02], [None, None, 0.7]))
+    games = [object()] * 4
+    mon.selfplay(20, 4, SelfPlayReport(games=games, exit_histogram=[0, 0, 1], resigned=2, played_out=2,
+                                       would_resign=2, false_positives=1, resign_threshold=-0.8), 10)
+    mon.selfplay(40, 8, SelfPlayReport(games=games, exit_histogram=[0, 0, 1], resigned=1, played_out=1,
+                                       would_resign=2, false_positives=0, resign_threshold=-0.75), 10)
+    mon.close()
+    acc = EventAccumulator(str(tmp_path))
+    acc.Reload()
+    tags = set(acc.Tags()["scalars"])
+    assert {"loss_ownership/exit2", "loss_score/exit2", "ownership_accuracy/exit2"} <= tags
+    assert "loss_ownership/exit0" not in tags  # no aux head there
+    last = {t: acc.Scalars(t)[-1].value for t in tags if t.startswith("resign/")}
+    assert last == pytest.approx({"resign/threshold": -0.75, "resign/resigned_share": 3 / 8,
+                                  "resign/played_out_games": 3, "resign/false_positive_rate": 1 / 4})
