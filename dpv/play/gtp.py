@@ -89,11 +89,13 @@ class GTPEngine:
     board size or komi changes (a checkpoint for another size answers 'unacceptable size')."""
 
     def __init__(self, player_factory: Callable[[GameConfig], Player], game_cfg: GameConfig,
-                 resign_threshold: float | None = None, name: str = "DPV", seed: int = 0):
+                 resign_threshold: float | None = None, name: str = "DPV", seed: int = 0,
+                 version: str = __version__):
         self.factory = player_factory
         self.cfg = game_cfg
         self.resign_threshold = resign_threshold
         self.engine_name = name
+        self.version = version  # ours, unless the user overrides it for a GUI (gtp_cli)
         self.seed = seed
         self.player = player_factory(game_cfg)
         self.search = _search_of(self.player, seed)
@@ -128,14 +130,25 @@ class GTPEngine:
         self.respond(line, out.append, stop or (lambda: True))
         return "".join(out) or None
 
-    def serve(self, inp: TextIO, out: TextIO) -> None:
+    def serve(self, inp: TextIO, out: TextIO, log: TextIO | None = None) -> None:
+        """Read commands from `inp` until quit or end of input, answer on `out`; with a
+        `log`, every line in ('<') and out ('>') is written to it with the time."""
         source = LineSource(inp)
+        start = time.monotonic()
+
+        def note(mark: str, text: str) -> None:
+            if log is not None:
+                for ln in text.rstrip("\n").split("\n"):
+                    log.write(f"{time.monotonic() - start:9.3f} {mark} {ln}\n")
+                log.flush()
 
         def write(text: str) -> None:
             out.write(text)
             out.flush()
+            note(">", text)
 
         while (line := source.get()) is not None:
+            note("<", line)
             self.respond(line, write, source.waiting)
             if self.finished:
                 break
@@ -208,7 +221,7 @@ class GTPEngine:
         return self.engine_name
 
     def cmd_version(self, args):
-        return __version__
+        return self.version
 
     def cmd_known_command(self, args):
         if len(args) != 1:

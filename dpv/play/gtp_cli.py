@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from dpv import __version__
 from dpv.config import GameConfig
 from dpv.errors import DPVError, cli_main
 from dpv.play.gtp import GTPEngine, go_config
@@ -59,6 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch CPU threads for a network player (default 1: a GUI's engine "
                         "shares the machine, and more threads contend under load)")
     p.add_argument("--name", default="DPV")
+    p.add_argument("--log", help="append the GTP traffic (lines in and out, timed) to this file")
+    p.add_argument("--override-version", metavar="TEXT",
+                   help="answer `version` with TEXT instead of DPV's own version, for GUIs that "
+                        "read it as a Leela Zero protocol version (Lizzie 0.7.4 wants >= 0.15; "
+                        "our lz-analyze speaks Leela Zero 0.17's format), as KataGo's flag of "
+                        "the same name does")
     return p
 
 
@@ -85,13 +92,22 @@ def main(argv: list[str] | None = None) -> None:
     from dpv.players.spec import make_player
 
     engine = GTPEngine(lambda c: make_player(spec, c, seed=args.seed, device=args.device), cfg,
-                       resign_threshold=args.resign_threshold, name=args.name, seed=args.seed)
+                       resign_threshold=args.resign_threshold, name=args.name, seed=args.seed,
+                       version=args.override_version or __version__)
+    log = None
+    if args.log:
+        try:
+            log = open(args.log, "a", encoding="utf-8")
+        except OSError as e:
+            raise DPVError(f"--log {args.log}: {e.strerror or e}") from None
     try:
-        engine.serve(sys.stdin, sys.stdout)
+        engine.serve(sys.stdin, sys.stdout, log)
     except (BrokenPipeError, KeyboardInterrupt):
         pass  # the controller went away
     finally:
         engine.close_player()
+        if log is not None:
+            log.close()
 
 
 if __name__ == "__main__":
