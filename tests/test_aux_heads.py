@@ -387,3 +387,41 @@ def test_the_arena_reports_the_mean_score_a_score_head_predicts(tmp_path):
     assert per_player["a"]["mean_predicted_score"] == pytest.approx(a.mean_predicted_score)
     assert "mean_predicted_score" not in per_player["b"]
     assert "mean predicted score" in summary.report()
+
+
+def test_ownership_accuracy_and_plot_commands_on_a_finished_game(tmp_path, capsys):
+    import json
+
+    from dpv.play.sgf import write_sgf
+    from selfplay.ownership import main
+
+    cfg = GameConfig(name="go", board_size=5, komi=0.5)
+    net = small_net("last").eval()
+    save_policy_value(tmp_path / "aux.pt", net, cfg)
+    games = tmp_path / "games"
+    games.mkdir()
+    (games / "game_0001.sgf").write_text(write_sgf(WALLS, 5, 0.5, result="B+4.5"))
+    (games / "game_0002.sgf").write_text(write_sgf([12, 6], 5, 0.5, result="W+R"))  # resigned
+    main(["accuracy", "--net", str(tmp_path / "aux.pt"), "--sgf", str(games), "--json", str(tmp_path / "a.json")])
+    res = json.loads((tmp_path / "a.json").read_text())
+    _, game = go5(0.5)
+    states = [game.state_from_actions(WALLS[:t]) for t in range(len(WALLS))]
+    pred = np.sign(np.stack([p.black_ownership for p in predict_aux(net, states)]))
+    assert res["games"] == 1 and res["positions"] == 12 and res["points"] == 12 * 25
+    assert res["skipped_unfinished"] == 1
+    assert res["accuracy"] == pytest.approx(float((pred == WALL_OWNER).mean()))
+    assert "ownership sign accuracy" in capsys.readouterr().out
+    main(["plot", "--net", str(tmp_path / "aux.pt"), "--sgf", str(games / "game_0001.sgf"),
+          "--move", "6", "--out", str(tmp_path / "own.png")])
+    assert (tmp_path / "own.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_ownership_commands_refuse_a_net_without_the_head_in_one_line(tmp_path, capsys):
+    from selfplay.ownership import main
+
+    save_policy_value(tmp_path / "plain.pt", small_net("none"), GameConfig(name="go", board_size=5, komi=0.5))
+    with pytest.raises(SystemExit) as e:
+        main(["accuracy", "--net", str(tmp_path / "plain.pt"), "--sgf", str(tmp_path)])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "no ownership head" in err and "\n" not in err
