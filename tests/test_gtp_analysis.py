@@ -181,3 +181,43 @@ def test_subprocess_analysis_for_two_seconds_then_name(ckpt):
     assert all(b > a for a, b in zip(totals, totals[1:]))
     assert (name.ident, name.text) == ("3", "DPV") and bye.ident == "4"
     assert proc.returncode == 0
+
+
+# ---------------------------------------------------------------- a network with score and ownership heads
+@pytest.fixture(scope="module")
+def aux_ckpt(tmp_path_factory):
+    import yaml
+
+    d = tmp_path_factory.mktemp("aux")
+    cfg = yaml.safe_load(open("configs/go9.yaml"))
+    cfg["net"]["aux_heads"] = "last"
+    (d / "go9_aux.yaml").write_text(yaml.safe_dump(cfg))
+    return untrained_checkpoint(d / "go9_aux.yaml", d / "go9_aux.pt")
+
+
+def test_kata_analyze_gives_score_lead_and_ownership_from_the_score_head(aux_ckpt):
+    e = engine(aux_ckpt)
+    e.handle("play b E5")
+    line = info_lines(e.handle("kata-analyze 1 maxmoves 4 ownership true", stop=for_seconds(0.6)))[-1]
+    groups = line.split(" ownership ")[0].split(" info ")
+    assert 1 <= len(groups) <= 4
+    aux = e.player.position_aux([e.state.child(0)])[0]  # A1, to check one number exactly
+    for g in groups:
+        lead = float(re.search(r"scoreLead (\S+)", g).group(1))
+        assert float(re.search(r"scoreMean (\S+)", g).group(1)) == lead
+        if " move A1 " in f" {g} ":
+            assert lead == pytest.approx(-aux.score, abs=1e-3)
+    own = [float(v) for v in line.split(" ownership ")[1].split()]
+    assert len(own) == 81 and all(-1.0 <= v <= 1.0 for v in own)
+    root = e.player.position_aux([e.state])[0].ownership  # the mover's view, rank 1 first
+    assert own[:9] == pytest.approx(root[8].tolist(), abs=1e-5)  # KataGo's order: top row first
+
+
+def test_dead_stones_come_from_the_ownership_head_when_the_net_has_one(aux_ckpt):
+    e = engine(aux_ckpt)
+    for line in ("play b E5", "play w D4", "play b pass", "play w pass"):
+        assert e.handle(line) == "=\n\n"
+    own = e.player.position_aux([e.state])[0].black_ownership
+    dead = {"E5": own[4, 4] < 0, "D4": own[3, 3] > 0}  # a lone stone is dead where the other side owns it
+    expected = " ".join(v for v in ("D4", "E5") if dead[v])
+    assert e.handle("final_status_list dead") == (f"= {expected}\n\n" if expected else "=\n\n")

@@ -456,12 +456,14 @@ class GTPEngine:
         return draw_board(self.game, self.state)
 
     def _judgement(self) -> Judgement:
-        """Dead stones and the score without them, for the position as it stands (cached)."""
+        """Dead stones and the score without them, for the position as it stands (cached): from
+        the network's ownership head where it has one, else from playouts (gtp_dead)."""
         key = tuple(self.state.history())
         if self._judged is None or self._judged[0] != key:
             black, white = self.game.stones(self.state.spiel_state)
-            playouts = Playouts(self.game, np.random.default_rng(self.seed))
-            own = playouts.ownership(list(key))
+            own = self.search.black_ownership(self.state) if self.search is not None else None
+            if own is None:  # no ownership head: eye-keeping random playouts
+                own = Playouts(self.game, np.random.default_rng(self.seed)).ownership(list(key))
             self._judged = (key, judge(black, white, self.cfg.komi, own))
         return self._judged[1]
 

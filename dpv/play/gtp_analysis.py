@@ -15,8 +15,12 @@ since a value in [0, 1] with mean w has variance at most w (1 - w) (Bhatia-Davis
 bounds the standard error without storing each node's variance. `exitshare` (our field, before `pv`
 so Lizzie and Sabaki skip it as an unknown key) is the share of this analysis's network
 evaluations that stopped at each exit, shallowest first: the early exits at work.
-KataGo's `scoreLead` needs a network with a score head; this engine's nets have none yet,
-so the field is left out.
+KataGo's `scoreLead` (and `scoreMean`, which KataGo prints equal to it) needs a network
+with a score head (`net.aux_heads`): it is the score head's expected margin for the side to
+move after the candidate, read at the child position (the search backs up values only, so
+it is the network's estimate, not an average over the subtree); nets without the head leave
+both fields out. `ownership true` appends the root position's ownership from the same
+network (side to move +1, top row first, as KataGo), and nothing without the head.
 """
 from __future__ import annotations
 
@@ -113,6 +117,7 @@ class Candidate:
     lcb: float
     order: int
     pv: list[int]
+    score_lead: float | None = None  # the side to move's expected margin after the move
 
 
 def lcb(winrate: float, visits: int, z: float = LCB_Z) -> float:
@@ -151,8 +156,10 @@ def exit_share(histogram: np.ndarray) -> np.ndarray:
     return histogram / total if total > 0 else np.zeros(len(histogram))
 
 
-def info_line(found: list[Candidate], share: np.ndarray, size: int, dialect: str) -> str:
-    """One report line in the request's dialect ('' when there is no candidate yet)."""
+def info_line(found: list[Candidate], share: np.ndarray, size: int, dialect: str,
+              ownership: np.ndarray | None = None) -> str:
+    """One report line in the request's dialect ('' when there is no candidate yet);
+    `ownership` (kata, (H, W) from the side to move, row 0 = rank 1) goes at its end."""
     groups = []
     for c in found:
         move = action_to_vertex(c.action, size)
@@ -164,10 +171,15 @@ def info_line(found: list[Candidate], share: np.ndarray, size: int, dialect: str
                           f"exitshare {shares} pv {pv}")
         else:
             shares = ",".join(f"{s:.4f}" for s in share)
+            score = ("" if c.score_lead is None else
+                     f"scoreMean {c.score_lead:.3f} scoreLead {c.score_lead:.3f} ")
             groups.append(f"info move {move} visits {c.visits} winrate {c.winrate:.6f} "
-                          f"prior {c.prior:.6f} lcb {c.lcb:.6f} order {c.order} "
+                          f"{score}prior {c.prior:.6f} lcb {c.lcb:.6f} order {c.order} "
                           f"exitShare {shares} pv {pv}")
-    return " ".join(groups)
+    line = " ".join(groups)
+    if line and ownership is not None and dialect == "kata":
+        line += " ownership " + " ".join(f"{v:.6f}" for v in ownership[::-1].reshape(-1))
+    return line
 
 
 def _lz(x: float) -> int:

@@ -93,6 +93,11 @@ class PlayerSearch:
     def mcts(self) -> MCTS:
         return self.player.mcts
 
+    def black_ownership(self, state: GameState) -> np.ndarray | None:
+        """(H, W) ownership, +1 Black, from the network's ownership head; None without one."""
+        aux = self.player.position_aux([state])
+        return None if aux is None else aux[0].black_ownership
+
     # ---------------------------------------------------------------- clock
     def calibrate(self, state: GameState) -> Latency:
         if self.latency is None:
@@ -192,6 +197,12 @@ class _Reporter:
         self.write = write
         self.base = np.zeros(search.player.evaluator.num_exits, dtype=np.int64)  # finished rounds
         self.running = False  # inside a search: its N and W are in MCTS's lists, and its exits
+        self.state = state
+        # kata: score leads of candidates (child positions never change: read once each) and
+        # the root's ownership, from the network's aux heads; None when it has none
+        self.kata = request is not None and request.dialect == "kata"
+        self.scores: dict[int, float] | None = {} if self.kata else None
+        self.ownership: np.ndarray | None = None
         self.next_at = time.monotonic() + (request.interval if request else 0.0)
 
     def maybe_report(self) -> None:
@@ -215,6 +226,24 @@ class _Reporter:
             m.sync()
             running = m.histogram
         found = candidates(m, self.request.max_moves)
-        line = info_line(found, exit_share(self.base + running), self.size, self.request.dialect)
+        if self.scores is not None and found:
+            found = self._with_scores(found)
+        line = info_line(found, exit_share(self.base + running), self.size, self.request.dialect,
+                         self.ownership)
         if line:
             self.write(line + "\n")
+
+    def _with_scores(self, found: list) -> list:
+        player = self.search.player
+        missing = [c.action for c in found if c.action not in self.scores]
+        if missing:
+            aux = player.position_aux([self.state.child(a) for a in missing])
+            if aux is None:  # no score head: kata lines without scores from now on
+                self.scores = None
+                return found
+            # the child's mover is the opponent: the side to move leads by minus its score
+            self.scores.update({a: -p.score for a, p in zip(missing, aux)})
+            if self.request.ownership and self.ownership is None:
+                root = player.position_aux([self.state])[0]
+                self.ownership = root.ownership  # the mover's view, rank 1 first
+        return [dataclasses.replace(c, score_lead=self.scores[c.action]) for c in found]
