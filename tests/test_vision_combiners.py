@@ -120,3 +120,69 @@ def test_voting_refuses_more_exits_than_weights():
     from dpv.errors import DPVError
     with pytest.raises(DPVError):
         LogitVoting((1.0,)).combine([np.zeros((1, 3)), np.zeros((1, 3))])
+
+
+# ---- boundaries and exact values (written against the mutants that survived the tests above)
+
+def test_softmax_voting_sums_probabilities_not_logits():
+    a = np.array([[4.0, 0.0, 0.0]])  # very sure of class 0
+    b = np.array([[0.0, 2.5, 2.5]])  # split between 1 and 2
+    sv = LogitVoting(softmax=True)
+    np.testing.assert_allclose(sv.combine([a, b]), masked_softmax(a) + masked_softmax(b))
+    assert sv.combine([a, b]).argmax() == 0 and LogitVoting().combine([a, b]).argmax() == 0
+    # two mild votes for 0 against one loud vote for 1: logits sum to (4, 5, 0), probabilities
+    # to about (1.58, 1.20, 0.22), since a probability vote counts at most 1
+    mild, loud = np.array([[2.0, 0.0, 0.0]]), np.array([[0.0, 5.0, 0.0]])
+    assert LogitVoting().combine([mild, mild, loud]).argmax() == 1
+    assert sv.combine([mild, mild, loud]).argmax() == 0
+
+
+def test_standard_combiners_are_the_thesis_rows_by_name():
+    names = [c.name for c in standard_combiners(synthetic_trace(seed=0, n=100))]
+    assert names == ["last exit", "logit voting", "acc-weighted voting", "flops-weighted voting",
+                     "softmax voting", "Bayes", "Bayes + CP"]
+    softmax = standard_combiners(synthetic_trace(seed=0, n=100))[4]
+    assert softmax.softmax is True
+
+
+def test_smoothed_likelihood_is_counts_plus_one_over_row_total():
+    val = synthetic_trace(seed=1, n=300)
+    k, c = 1, val.num_classes
+    pred = val.logits[k].argmax(-1)
+    bayes = BayesianUpdating.fit(val)  # smoothing 1 by default
+    for label in range(c):
+        counts = np.bincount(pred[val.labels == label], minlength=c)
+        np.testing.assert_allclose(bayes.likelihood[k][label], (counts + 1.0) / (counts.sum() + c))
+
+
+def test_conformal_smoothing_is_spread_over_the_bins():
+    val = synthetic_trace(seed=2, n=300)
+    cp = ConformalBayes.fit(val, smoothing=1.0)
+    outs = conformal_outputs(val.logits[0], (0.8, 0.9))
+    c, nb = val.num_classes, 3
+    for label in range(c):
+        counts = np.bincount(outs[val.labels == label], minlength=c * nb)
+        np.testing.assert_allclose(cp.likelihood[0][label], (counts + 1.0 / nb) / (counts.sum() + c))
+
+
+def test_conformal_bayes_keeps_its_own_bin_edges():
+    val = synthetic_trace(seed=2, n=300)
+    cp = ConformalBayes.fit(val, bin_edges=(0.5,))
+    assert cp.bin_edges == (0.5,) and cp.likelihood[0].shape == (val.num_classes, 2 * val.num_classes)
+    # a max softmax exactly on an edge belongs to the bin above it
+    np.testing.assert_array_equal(conformal_outputs(np.array([[0.0, 0.0]]), (0.5,)), [0 * 2 + 1])
+
+
+def test_bayes_posterior_rows_each_sum_to_one():
+    val, test = synthetic_trace(seed=3, n=300), synthetic_trace(seed=4, n=50)
+    for comb in (BayesianUpdating.fit(val), ConformalBayes.fit(val)):
+        post = comb.combine(list(test.logits))
+        np.testing.assert_allclose(post.sum(axis=1), 1.0)
+
+
+def test_combiner_errors_name_the_counts():
+    from dpv.errors import DPVError
+    with pytest.raises(DPVError, match="logit voting: 1 weights for 2 exits"):
+        LogitVoting((1.0,)).combine([np.zeros((1, 3)), np.zeros((1, 3))])
+    with pytest.raises(DPVError, match="Bayes: fitted for 2 exits, got 3"):
+        BayesianUpdating(figure_5_2_likelihoods()).combine([onehot_logits(FINCH)] * 3)

@@ -137,3 +137,90 @@ def test_ttamer_study_writes_tables_and_recall_never_worse(tmp_path):
         assert r["recall_dp_monte_carlo"] == pytest.approx(r["recall_dp"], abs=0.02)
     assert (tmp_path / "ttamer_if_stop.png").stat().st_size > 0
     assert (tmp_path / "ttamer_study.md").read_text().count("\n") == len(rows) + 2
+
+
+# ---- exact small cases (written against the mutants that survived the tests above)
+
+def test_threshold_loss_with_recall_matches_enumeration():
+    chain = random_chain(np.random.default_rng(8))
+    t = chain.values[0]  # rows that never reach the lowest loss run to the last exit and recall
+    total = 0.0
+    for path, p in paths(chain):
+        k = next((k for k in range(chain.num_exits) if chain.values[path[k]] <= t), chain.num_exits - 1)
+        total += p * (chain.values[list(path[: k + 1])].min() + chain.costs[: k + 1].sum())
+    assert threshold_loss(chain, t, recall=True) == pytest.approx(total)
+    assert threshold_loss(chain, t) != pytest.approx(total)  # recall is not the default
+
+
+def test_skip_solution_tables_stop_at_the_last_exit_and_mark_stops_with_minus_one():
+    rng = np.random.default_rng(3)
+    chain = random_chain(rng, num_exits=4, num_values=3)
+    edge = np.triu(rng.uniform(0.0, 0.2, (4, 4)))
+    sol = solve_skip(chain.values, chain.p0, chain.trans, edge)
+    np.testing.assert_array_equal(sol.phi[-1], np.broadcast_to(chain.values[:, None], (3, 3)))
+    assert (sol.action[-1] == -1).all()
+    stops = sol.action == -1
+    np.testing.assert_allclose(sol.phi[stops], np.broadcast_to(chain.values[:, None], sol.phi.shape)[stops])
+    assert (sol.phi[~stops] < np.broadcast_to(chain.values[:, None], sol.phi.shape)[~stops]).all()
+    assert set(np.unique(sol.action)) <= {-1, 1, 2, 3}
+
+
+def test_exit_losses_and_stage_costs_are_the_app_d2_quantities():
+    from eexit_vision.policies.ttamer import exit_losses, stage_costs
+    logits = np.log(np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6]]))
+    np.testing.assert_allclose(exit_losses(logits), [0.3, 0.4])
+    mask = np.array([[False, True, True], [True, True, True]])  # legal moves only: 0.2/0.3 -> 2/3
+    np.testing.assert_allclose(exit_losses(logits, mask), [1 - 2 / 3, 0.4])
+    np.testing.assert_allclose(stage_costs([2.0, 5.0, 10.0]), [0.2, 0.3, 0.5])
+
+
+def test_fit_chain_on_a_hand_computed_trace():
+    from eexit_vision.policies.ttamer import fit_chain
+    losses = np.array([[0.1, 0.2, 0.3, 0.7], [0.15, 0.65, 0.6, 0.8]])
+    chain, edges = fit_chain(losses, np.array([2.0, 10.0]), lam=0.2, num_bins=2, smoothing=0.5)
+    np.testing.assert_allclose(edges, [0.45])  # the pooled median
+    np.testing.assert_allclose(chain.values, 0.8 * np.array([0.1875, 0.6875]))  # (1 - lam) x bin means
+    np.testing.assert_allclose(chain.p0, [0.7, 0.3])  # ([3, 1] + 0.5) / (4 + 2 x 0.5)
+    np.testing.assert_allclose(chain.trans[0], [[0.375, 0.625], [0.25, 0.75]])
+    np.testing.assert_allclose(chain.costs, 0.2 * np.array([0.2, 0.8]))
+    # four bins: edges at the pooled quartiles
+    _, e4 = fit_chain(losses, np.array([2.0, 10.0]), 0.2, 4, 0.5)
+    np.testing.assert_allclose(e4, np.quantile(losses.ravel(), [0.25, 0.5, 0.75]))
+    # an empty bin takes its midpoint as its value: [0, 0, 0, 1, 1, 1] puts edges at 0 and 1
+    c3, e3 = fit_chain(np.array([[0.0, 0.0, 0.0], [1.0, 1.0, 1.0]]), np.array([1.0, 2.0]), 0.0, 3, 0.1)
+    np.testing.assert_allclose(e3, [0.0, 1.0])
+    np.testing.assert_allclose(c3.values, [0.0, 0.0, 1.0])
+    one, _ = fit_chain(np.array([[0.2], [0.1]]), np.array([1.0, 2.0]), 0.5, 4, 0.1)  # one sample is enough
+    assert one.num_exits == 2
+
+
+def test_ttamer_fit_checks_lambda_and_keeps_it():
+    from dpv.errors import DPVError
+    val = synthetic_trace(seed=0, n=300)
+    pol = TTamer.fit(val, 0.3)
+    assert pol.lam == 0.3 and len(pol.edges) == 15  # 16 bins by default
+    for bad in (-0.1, 1.5):
+        with pytest.raises(DPVError, match=f"T-Tamer: lambda must be in \\[0, 1\\], got {bad}"):
+            TTamer.fit(val, bad)
+    from eexit_vision.policies.ttamer import fit_chain
+    with pytest.raises(DPVError, match="T-Tamer: the validation trace is empty"):
+        fit_chain(np.zeros((2, 0)), np.array([1.0, 2.0]), 0.1, 4, 0.1)
+
+
+def test_ttamer_select_recalls_the_most_confident_exit_ties_to_the_deeper():
+    from dpv.exits import ExitContext
+    pol = TTamer(np.array([0.25, 0.5]), np.ones((3, 3, 3), dtype=bool), 0.0)
+
+    def ctx(exits, mask=None):  # exits: per exit, the probability rows
+        return ExitContext(len(exits) - 1, 3, [np.log(np.asarray(e)) for e in exits], mask)
+
+    sure, unsure = [0.9, 0.1], [0.55, 0.45]  # losses 0.1 (bin 0) and 0.45 (bin 1)
+    # rows: best at exit 0; tie between exits 0 and 2 (same bin); best at exit 1
+    exits = [[sure, sure, unsure], [unsure, unsure, sure], [unsure, sure, unsure]]
+    assert pol.select(ctx(exits)).tolist() == [0, 2, 1]
+    last = pol.decide(ctx(exits))
+    assert last.dtype == bool and last.tolist() == [True, True, True]  # the last exit always stops
+    # confidence over legal moves only: with move 0 illegal exit 0 is unsure (0.5), exit 1 sure (0.78)
+    two = [[[0.8, 0.1, 0.1]], [[0.1, 0.7, 0.2]]]
+    assert pol.select(ctx(two)).tolist() == [0]
+    assert pol.select(ctx(two, np.array([[False, True, True]]))).tolist() == [1]
