@@ -95,6 +95,19 @@ def test_visit_shares_below_the_root_track_the_improved_policy():
     assert visits.tolist() == [5, 3, 2]
 
 
+@pytest.mark.parametrize("k", [3, 7, 30, 82])  # the list path (<= gumbel.SMALL) and numpy's
+def test_interior_rule_is_argmax_of_improved_policy_minus_visit_share(k):
+    rng = np.random.default_rng(k)
+    for _ in range(300):
+        prior = rng.dirichlet(np.ones(k))
+        visits = rng.integers(0, 4, k).astype(float) * (rng.random(k) < 0.6)
+        q = np.where(visits > 0, rng.uniform(-1, 1, k), 0.0)
+        raw = float(rng.uniform(-1, 1))
+        pi = gumbel.improved_policy(prior, q, visits, raw, 50.0, 1.0)
+        expected = int(np.argmax(pi - visits / (1 + visits.sum())))
+        assert gumbel.interior_choice(prior, q, visits, raw, 50.0, 1.0) == expected
+
+
 def test_mixed_value_weights_visited_q_by_prior():
     prior = np.array([0.5, 0.3, 0.2])
     q = np.array([0.6, -0.2, 0.0])

@@ -80,12 +80,57 @@ def improved_policy(prior: np.ndarray, q: np.ndarray, visits: np.ndarray, raw_va
     return softmax(improved_logits(prior, q, visits, raw_value, c_visit, c_scale))
 
 
+SMALL = 24  # up to this many children, plain Python beats numpy's per-call cost
+
+
 def interior_choice(prior: np.ndarray, q: np.ndarray, visits: np.ndarray, raw_value: float,
                     c_visit: float, c_scale: float) -> int:
-    """Below the root: argmax pi'(a) - N(a) / (1 + sum N), so that visit shares track pi'."""
-    visits = np.asarray(visits, dtype=np.float64)
-    pi = improved_policy(prior, q, visits, raw_value, c_visit, c_scale)
-    return int(np.argmax(pi - visits / (1.0 + visits.sum())))
+    """Below the root: argmax pi'(a) - N(a) / (1 + sum N), so that visit shares track pi'.
+
+    The same pi' as `improved_policy`, in fewer operations (this runs at every node of every
+    simulation): softmax(log p + sigma(cq)) = p * exp(k * cq) / Z with k = (c_visit +
+    max N) * c_scale / 2, since sigma's shift of the value range is a constant."""
+    if len(prior) <= SMALL:
+        return _interior_choice_small(prior.tolist(), q.tolist(), visits.tolist(), raw_value,
+                                      c_visit, c_scale)
+    n = float(visits.sum())
+    if n == 0.0:  # every Q completed by v_hat: pi' is the prior
+        return int(np.argmax(prior))
+    seen = visits > 0
+    p_seen = np.where(seen, np.maximum(prior, TINY), 0.0)
+    v_mix = (raw_value + n * float(p_seen @ np.where(seen, q, 0.0)) / float(p_seen.sum())) / (1.0 + n)
+    cq = np.where(seen, q, v_mix)
+    w = prior * np.exp((c_visit + float(visits.max())) * c_scale * 0.5 * (cq - cq.max()))
+    return int(np.argmax(w / w.sum() - visits / (1.0 + n)))
+
+
+def _interior_choice_small(prior: list[float], q: list[float], visits: list[float],
+                           raw_value: float, c_visit: float, c_scale: float) -> int:
+    """`interior_choice` over a few children, on lists (ties: the first, as np.argmax)."""
+    n = sum(visits)
+    if n == 0.0:
+        return max(range(len(prior)), key=prior.__getitem__)
+    p_sum = pq = top_n = 0.0
+    for p, qa, na in zip(prior, q, visits):
+        if na > 0:
+            p = p if p > TINY else TINY
+            p_sum += p
+            pq += p * qa
+            if na > top_n:
+                top_n = na
+    v_mix = (raw_value + n * pq / p_sum) / (1.0 + n)
+    cq = [qa if na > 0 else v_mix for qa, na in zip(q, visits)]
+    top = max(cq)
+    k = (c_visit + top_n) * c_scale * 0.5
+    w = [p * math.exp(k * (c - top)) for p, c in zip(prior, cq)]
+    z = sum(w)
+    d = 1.0 + n
+    best, choice = -math.inf, 0
+    for i, (wa, na) in enumerate(zip(w, visits)):
+        score = wa / z - na / d
+        if score > best:
+            best, choice = score, i
+    return choice
 
 
 def phases_for(m: int) -> int:
