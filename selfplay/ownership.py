@@ -119,13 +119,13 @@ def plot(net, g: GamePositions, move: int, out: Path) -> float:
     pred = predicted_black_ownership(net, [state])[0]
     owned = g.owner != 0
     acc = float(((np.sign(pred) == g.owner) & owned).sum() / max(int(owned.sum()), 1))
-    fig, axes = plt.subplots(1, 2, figsize=(10, 5.2))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 5.6))
     for ax, st, field, title in (
             (axes[0], state, pred, f"predicted ownership after move {move} ({acc:.0%} signs right)"),
             (axes[1], g.final, g.owner.astype(float), f"final position (move {len(g.states)}), area owner")):
         _draw(ax, st, field, title)
-    fig.suptitle(f"{g.path.name}: ownership, black = +1 (dark), white = -1 (light)")
-    fig.tight_layout()
+    fig.suptitle(f"{g.path.name}: ownership, black = +1 (dark), white = -1 (light), 0 grey")
+    fig.tight_layout(rect=(0, 0.02, 1, 0.95))
     import io
 
     buf = io.BytesIO()
@@ -137,7 +137,8 @@ def plot(net, g: GamePositions, move: int, out: Path) -> float:
 
 def _draw(ax, state, field: np.ndarray, title: str) -> None:
     n = field.shape[0]
-    ax.imshow(field, cmap="Greys", vmin=-1, vmax=1, origin="lower", alpha=0.75)
+    # a shade per owner: -1 light, 0 mid grey, +1 dark, never as dark as a black stone
+    ax.imshow(field, cmap="Greys", vmin=-1.4, vmax=1.4, origin="lower")
     black, white = state.game.stones(state.spiel_state)
     for colour, stones, edge in (("black", black, "black"), ("white", white, "black")):
         rows, cols = np.nonzero(stones)
