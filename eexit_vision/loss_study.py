@@ -63,7 +63,7 @@ def train_once(config: str | None, overrides: list[str], run: Path, data: Datase
     cfg = load_vision_config(config, [*overrides, f"train.out={run}", "train.progress=false",
                                       "train.tensorboard=false"])
     resumed_from = _epochs_done(run / "last.pt")
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     res = train(cfg, resume=True, data=data, log=lambda line: None)
     if traces:
         net = load_classifier_payload(res.checkpoint)[0]
@@ -74,6 +74,8 @@ def train_once(config: str | None, overrides: list[str], run: Path, data: Datase
               "test_acc": res.test_accuracy.tolist(),
               "damping": None if res.test_damping is None else res.test_damping.tolist(),
               "flops": res.flops.tolist(), "wall_s": time.perf_counter() - t0,
+              # CPU seconds of this process: on a shared machine, closer to the time it takes alone
+              "cpu_s": time.process_time() - c0,
               "resumed_from_epoch": resumed_from}
     atomic_write_bytes(done, json.dumps(result, indent=1).encode())
     return result
