@@ -258,7 +258,8 @@ class MCTSConfig:
     # still affordable, or reserve the deepest exit's cost for every leaf
     budget_end: str = "cap"
     # root rule: PUCT with Dirichlet noise (AlphaZero), or Gumbel-top-k sampling of gumbel_m
-    # actions and sequential halving (Gumbel AlphaZero; dpv.mcts.gumbel), no Dirichlet noise
+    # actions and sequential halving (Gumbel AlphaZero; dpv.mcts.gumbel), no Dirichlet noise;
+    # a Gumbel search plays its survivor, so temperature does not apply to it
     root: str = "puct"
     gumbel_m: int = 16
     gumbel_scale: float = 1.0  # scale of the Gumbel noise (0: deterministic, for evaluation)
