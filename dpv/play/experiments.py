@@ -68,8 +68,11 @@ def detectable_effect(games: int, power: float = 0.8, level: float = 0.05) -> fl
 
 
 def _effect_line(games: int) -> str:
+    d = detectable_effect(games)
+    if d >= 0.5:
+        return f"With {games} games a cell cannot detect any departure from 50% (two-sided 5% test, 80% power)."
     return (f"With {games} games a cell detects a departure from 50% of "
-            f"{100 * detectable_effect(games):.1f} points or more (two-sided 5% test, 80% power).")
+            f"{100 * d:.1f} points or more (two-sided 5% test, 80% power).")
 
 
 def table6_2(run: CellRunner, n_refs: Sequence[int]) -> dict[str, Any]:

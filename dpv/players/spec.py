@@ -152,5 +152,9 @@ def make_player(spec: str, game_cfg: GameConfig, seed: int = 0, device: str = "c
     from dpv.players.net_player import NetPlayer
     from dpv.shipped_models import resolve_network
 
-    path = resolve_network(opts.pop("path"))
-    return NetPlayer.from_spec(path, game_cfg, opts, seed=seed, device=device, name=name)
+    given = opts.pop("path")
+    path = resolve_network(given)
+    player = NetPlayer.from_spec(path, game_cfg, opts, seed=seed, device=device, name=name)
+    if name is None and path != given:  # reports name a shipped network by its short name
+        player.name = player.name.replace(path, given, 1)
+    return player
