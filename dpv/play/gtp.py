@@ -414,14 +414,14 @@ class GTPEngine:
         try:
             if self.search is not None and (share is not None or report is not None):
                 action, info = self.search.move(self.state, share, *(report or (None, None)))
-            else:
-                action, info = int(self.player.select_move(self.state)), None
+            else:  # the player's own search and budget (players without a tree ignore clocks)
+                action = int(self.player.select_move(self.state))
                 info = self.player.last_move
         except Resign:
             self._undo_inserted_pass(before)
             return "resign"
         self.clock.spend(colour, time.perf_counter() - t0)
-        value = info.root_value if info is not None else None
+        value = info.root_value
         if self.resign_threshold is not None and value is not None and value < self.resign_threshold:
             self._undo_inserted_pass(before)
             return "resign"

@@ -6,9 +6,9 @@ per-exit latency: `measure_latency` times short fixed-exit searches at every exi
 per evaluation, tree work included). The fixed mode gets share / latency(its exit)
 simulations; the budgeted modes (fixed_budget, dynamic, dynamic_static) get the FLOPs
 budget B = share / max_k(latency_k / FLOPs_k), the rate of the slowest exit per FLOP, so any
-mix of exits fits in the share. A deadline at the share stops the search between steps
-whatever the latency turned out to be (a shared machine), so a move never overruns by more
-than one network call.
+mix of exits fits in the share. Whatever the latency turns out to be (a shared machine),
+the search stops between steps at the share's deadline, or before it when the next step,
+taking as long as the last one did, would end past it.
 
 Analysis has no per-move budget, so it runs in rounds: each round is exactly the search
 `genmove` would run without a clock (the player's mode, n_ref or simulations, tau0, alpha),
@@ -127,11 +127,18 @@ class PlayerSearch:
             limit = self.limit_for(seconds)
             deadline = time.monotonic() + seconds
         reporter = _Reporter(self, state, request, write) if request and write else None
+        last = [time.monotonic()]
 
         def stop() -> bool:
+            """Between steps: stop at the deadline, or before it when the next step, as long
+            as the last one, would end past it (a loaded machine makes steps slow)."""
             if reporter is not None:
                 reporter.maybe_report()
-            return deadline is not None and time.monotonic() >= deadline
+            if deadline is None:
+                return False
+            now = time.monotonic()
+            step, last[0] = now - last[0], now
+            return now + step >= deadline
 
         if reporter is not None:
             reporter.running = True
