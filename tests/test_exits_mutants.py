@@ -7,7 +7,7 @@ import pytest
 
 from dpv.budget import Budget
 from dpv.errors import ConfigError
-from dpv.exits import ConfidenceThreshold, EntropyThreshold, ExitContext, Patience, entropy
+from dpv.exits import ConfidenceThreshold, EntropyThreshold, ExitContext, Patience, entropy, masked_softmax
 
 
 def ctx_of(*exits, mask=None):
@@ -87,3 +87,97 @@ def test_budget_affords_a_charge_that_lands_on_the_total_within_rounding():
     b.reset()
     assert b.spent == 0.0 and b.fraction == 0.0
     assert Budget().remaining == np.inf and not Budget().limited
+
+
+def test_budget_repr_names_total_and_spent():
+    b = Budget(10.0)
+    b.charge(2.5)
+    assert repr(b) == "Budget(total=10.0, spent=2.5)"
+
+
+# ---- masked softmax and the offline runner
+
+def test_masked_softmax_is_stable_per_row_and_float64():
+    from dpv.exits import masked_softmax
+    p = masked_softmax(np.array([[1000.0, 999.0], [0.0, 1.0]], dtype=np.float32))
+    assert p.dtype == np.float64 and np.isfinite(p).all()
+    np.testing.assert_allclose(p, [[1 / (1 + np.exp(-1)), 1 / (1 + np.e)], [1 / (1 + np.e), 1 / (1 + np.exp(-1))]])
+
+
+class RecallProbe:
+    """Never stops on its own; answers with exit 0 and records every context it is shown."""
+
+    def __init__(self):
+        self.decided, self.selected = [], []
+
+    def decide(self, ctx):
+        self.decided.append(ctx)
+        return np.zeros(ctx.batch, dtype=bool)
+
+    def select(self, ctx):
+        self.selected.append(ctx)
+        return np.zeros(ctx.batch, dtype=np.int32)
+
+
+def test_run_offline_asks_a_recall_policy_at_the_last_exit_with_the_rows_full_context():
+    from dpv.exits import run_offline
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(3, 4, 5))
+    mask = rng.random((4, 5)) > 0.3
+    mask[:, 0] = True
+    r = np.array([0.1, 0.2, 0.3, 0.4])
+    flops = np.array([1.0, 2.0, 3.0])
+    probe = RecallProbe()
+    dec = run_offline(probe, logits, mask, r, flops)
+    assert dec.exit_index.tolist() == [2, 2, 2, 2] and dec.answer_exit.tolist() == [0, 0, 0, 0]
+    assert dec.answer_exit.dtype == np.int64 and dec.exit_index.dtype == np.int64
+    assert [c.exit_index for c in probe.decided] == [0, 1]  # the last exit is not asked to stop
+    (sel,) = probe.selected
+    assert sel.exit_index == 2 and sel.num_exits == 3 and len(sel.logits) == 3
+    np.testing.assert_array_equal(sel.legal_mask, mask)
+    np.testing.assert_array_equal(sel.budget_fraction, r)
+    np.testing.assert_array_equal(sel.flops, flops)
+    assert all(c.flops is flops for c in probe.decided)
+
+
+def test_run_offline_selects_on_the_stopped_rows_only():
+    from dpv.exits import run_offline
+
+    class StopOdd(RecallProbe):
+        def decide(self, ctx):
+            super().decide(ctx)
+            return (np.arange(ctx.batch) % 2 == 1) if ctx.exit_index == 0 else np.zeros(ctx.batch, bool)
+
+    logits = np.zeros((2, 4, 3))
+    mask = np.array([[True, True, False], [True, False, True], [False, True, True], [True, True, True]])
+    r = np.array([0.0, 0.25, 0.5, 0.75])
+    probe = StopOdd()
+    dec = run_offline(probe, logits, mask, r)
+    assert dec.exit_index.tolist() == [1, 0, 1, 0]
+    first = probe.selected[0]  # rows 1 and 3 stopped at exit 0
+    np.testing.assert_array_equal(first.legal_mask, mask[[1, 3]])
+    np.testing.assert_array_equal(first.budget_fraction, r[[1, 3]])
+
+
+def test_run_offline_decides_on_float32_logits_like_the_online_runner():
+    from dpv.exits import run_offline
+    z = np.array([[np.log(0.7) + 3e-8, np.log(0.3)]])
+    conf64 = masked_softmax(z).max()
+    conf32 = masked_softmax(z.astype(np.float32)).max()
+    assert conf64 != conf32
+    tau = (conf64 + conf32) / 2
+    want = run_offline(ConfidenceThreshold(tau), [z.astype(np.float32), z.astype(np.float32)]).exit_index
+    np.testing.assert_array_equal(run_offline(ConfidenceThreshold(tau), [z, z]).exit_index, want)
+
+
+def test_select_answer_defaults_to_the_stopping_exit_as_int64():
+    from dpv.exits import select_answer
+    ans = select_answer(ConfidenceThreshold(0.5), ctx_of([[0.6, 0.4], [0.5, 0.5]], [[0.6, 0.4], [0.5, 0.5]]))
+    assert ans.dtype == np.int64 and ans.tolist() == [1, 1]
+    assert select_answer(RecallProbe(), ctx_of([[0.6, 0.4]])).dtype == np.int64
+
+
+def test_exit_mode_defaults_are_the_configs():
+    from dpv.exits import DynamicThreshold, FixedExit, make_exit_policy
+    assert make_exit_policy("dynamic") == DynamicThreshold(0.6, 0.3)
+    assert make_exit_policy("fixed_budget", exit=2) == FixedExit(2)

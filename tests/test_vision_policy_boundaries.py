@@ -151,3 +151,91 @@ def test_eero_same_decisions_whatever_the_batch():
     halves = np.concatenate([run_offline(pol, test.logits[:, :150]).exit_index,
                              run_offline(pol, test.logits[:, 150:]).exit_index])
     np.testing.assert_array_equal(whole, halves)
+
+
+# ---- EERO's fit checks its inputs and keeps what it was given
+
+def test_eero_fit_refuses_mismatched_calibration_and_non_positive_beta():
+    from dpv.errors import DPVError
+    val = synthetic_trace(seed=4, n=200)
+    b = float(val.flops[1])
+    with pytest.raises(DPVError, match=r"EERO: calibration logits \(3, 200, 5\) do not match the model's 4 exits x 5 classes"):
+        EERO.fit(val, b, calib_logits=val.logits[:3])
+    with pytest.raises(DPVError, match="do not match"):
+        EERO.fit(val, b, calib_logits=val.logits[..., :4])
+    for beta in (0.0, -0.1):
+        with pytest.raises(DPVError, match=f"EERO: beta must be > 0, got {beta}"):
+            EERO.fit(val, b, beta=beta)
+    with pytest.raises(DPVError, match=r"EERO: the calibration set is empty \(need at least one"):
+        EERO.fit(val, b, calib_logits=val.logits[:, :0])
+
+
+def test_eero_fit_keeps_c_mu_and_score():
+    val = synthetic_trace(seed=4, n=400)
+    pol = EERO.fit(val, float(val.flops[1]), c=0.4, score_name="margin")
+    eps = np.asarray(pol.rates)
+    np.testing.assert_allclose(pol.rates_seq, np.minimum(np.cumsum(eps) + 0.4 / 20, 1)[:-1])
+    assert pol.score == "margin" and isinstance(pol.mu, float) and pol.mu > 0
+
+
+def test_eero_bound_with_one_auxiliary_head_and_delta_limits():
+    from dpv.errors import DPVError
+    val4 = synthetic_trace(seed=4, n=400)
+    val = Trace(val4.logits[[0, 3]], val4.labels, val4.flops[[0, 3]], val4.num_classes, "two-heads")
+    pol = EERO.fit(val, float(val.flops.mean()))
+    assert pol.budget_bound(val.flops, 400, 400) > pol.planned_flops(val.flops)
+    for delta in (1.0, 1.5):
+        with pytest.raises(DPVError, match="delta must be in"):
+            pol.budget_bound(val.flops, 400, 400, delta)
+
+
+# ---- scoring a policy on a trace, and fitting a family to a budget
+
+def test_evaluate_policy_with_a_combiner_answers_with_the_combination_at_the_stop():
+    from dpv.exits import FixedExit
+    from eexit_vision.combiners import LogitVoting
+    # 3 samples x 2 exits x 2 classes: exit 0 says class 0, exit 1 says class 1 softly
+    logits = np.array([[[3.0, 0.0]] * 3, [[0.0, 1.0]] * 3])
+    trace = Trace(logits, np.array([0, 0, 1]), [1.0, 2.0], 2, "vote")
+    at1 = evaluate_policy(FixedExit(1), trace, LogitVoting())
+    np.testing.assert_array_equal(at1.prediction, [0, 0, 0])  # votes (3, 1): class 0
+    np.testing.assert_array_equal(at1.exit_index, [1, 1, 1])
+    assert at1.accuracy == pytest.approx(2 / 3)
+    plain = evaluate_policy(FixedExit(1), trace)
+    np.testing.assert_array_equal(plain.prediction, [1, 1, 1])
+    at0 = evaluate_policy(FixedExit(0), trace, LogitVoting())
+    np.testing.assert_array_equal(at0.prediction, [0, 0, 0])
+    np.testing.assert_array_equal(at0.exit_share, [1.0, 0.0])  # one share per exit, unused ones too
+
+
+def test_pick_under_budget_keeps_equal_cost_and_prefers_the_cheaper_tie():
+    from eexit_vision.policies.offline import Candidate, OfflineResult, pick_under_budget
+    res = lambda acc, flops: OfflineResult(acc, flops, np.zeros(2), np.zeros(1), np.zeros(1))
+    cands = [Candidate(0.0, None, res(0.8, 2.0)), Candidate(1.0, None, res(0.8, 1.5)),
+             Candidate(2.0, None, res(0.9, 2.5))]
+    assert pick_under_budget(cands, 2.5, np.array([1.0, 3.0])).param == 2.0  # cost == budget fits
+    assert pick_under_budget(cands, 2.4, np.array([1.0, 3.0])).param == 1.0  # tie: the cheaper
+    assert pick_under_budget(cands[2:], 2.4, np.array([1.0, 3.0])) is None
+
+
+def test_fit_to_budget_names_the_budget_nothing_meets_and_returns_the_parameter():
+    from dpv.errors import DPVError
+    from dpv.exits import FixedExit
+    from eexit_vision.policies import fit_to_budget
+    val = synthetic_trace(seed=4, n=200)
+    import re
+    with pytest.raises(DPVError, match=re.escape(f"no setting of the policy meets a budget of {val.flops[0]:.4g}")):
+        fit_to_budget(lambda k: FixedExit(int(k)), [3], val, float(val.flops[0]))
+    pol, param = fit_to_budget(lambda k: FixedExit(int(k)), [0, 1, 2, 3], val, float(val.flops[1]))
+    assert param == 1.0 and pol == FixedExit(1)
+    with pytest.raises(DPVError, match=re.escape(f"below the cheapest exit ({val.flops[0]:.4g} FLOPs at exit 0)")):
+        fit_to_budget(lambda k: FixedExit(int(k)), [0], val, float(val.flops[0]) / 2)
+
+
+def test_margin_and_negative_entropy_scores():
+    from eexit_vision.policies.scores import margin, neg_entropy
+    p = np.array([[0.1, 0.6, 0.3], [0.25, 0.25, 0.5], [0.4, 0.4, 0.2]])
+    np.testing.assert_allclose(margin(p), [0.3, 0.25, 0.0])
+    np.testing.assert_allclose(neg_entropy(p), (p * np.log(p)).sum(-1))
+    assert margin(np.array([0.2, 0.7, 0.1])) == pytest.approx(0.5)  # one row, any rank
+    np.testing.assert_allclose(score("neg_entropy", np.log(p)), (p * np.log(p)).sum(-1))

@@ -224,3 +224,18 @@ def test_ttamer_select_recalls_the_most_confident_exit_ties_to_the_deeper():
     two = [[[0.8, 0.1, 0.1]], [[0.1, 0.7, 0.2]]]
     assert pol.select(ctx(two)).tolist() == [0]
     assert pol.select(ctx(two, np.array([[False, True, True]]))).tolist() == [1]
+
+
+def test_dynamic_index_is_the_largest_least_loss_that_still_stops():
+    from eexit_vision.policies.ttamer import DPSolution, dynamic_index
+    stop = np.ones((2, 3, 3), dtype=bool)
+    stop[0] = [[True, False, True], [True, False, False], [False, False, True]]
+    values = np.array([0.1, 0.5, 0.9])
+    sigma = dynamic_index(DPSolution(np.zeros((2, 3, 3)), stop, 0.0), values)
+    np.testing.assert_array_equal(sigma, [[0.5, -np.inf, 0.9]])
+    # on a solved chain the if-stop matrices are thresholds in x: stop <=> x <= sigma(k, r)
+    chain = random_chain(np.random.default_rng(5), num_exits=4, num_values=5)
+    sol = solve_recall(chain)
+    sig = dynamic_index(sol, chain.values)
+    for k in range(chain.num_exits - 1):
+        np.testing.assert_array_equal(sol.stop[k], chain.values[:, None] <= sig[k][None, :])
