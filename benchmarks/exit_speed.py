@@ -30,6 +30,16 @@ from dpv.nets.policy_value import PolicyValueNet  # noqa: E402
 
 NETS = [("thesis 15x128", "configs/go9_paper.yaml"), ("cpu default 6x64", "configs/go9.yaml")]
 DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+# rows for one table of checks across benchmarks (--tsv): check, network, batch, setting,
+# measured, reference, ratio, bar, verdict
+CHECKS: list[list[object]] = []
+
+
+def write_checks(path: str | None) -> None:
+    if path:
+        with open(path, "a") as f:
+            for r in CHECKS:
+                f.write("\t".join(str(c) for c in r) + "\n")
 
 
 def go_net(config: str, device: str) -> PolicyValueNet:
@@ -54,8 +64,7 @@ def timing_rows(name: str, net, batches: list[int], repeats: int, device: str,
     last = net.num_exits - 1
     rows = []
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
-    if channels_last:
-        net = net.to(memory_format=torch.channels_last)
+    net = net.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     for b in batches:
         x = (torch.rand((b,) + net.input_shape, device=device) < 0.3).float()
         if channels_last:
@@ -95,6 +104,11 @@ def timing_rows(name: str, net, batches: list[int], repeats: int, device: str,
                 rows.append([tag, b, f"staged ({mode}), half exit at 0 / all to last", f"{flops_ratio:.3f}",
                              f"{time_ratio:.3f}", f"{100 * (time_ratio / flops_ratio - 1):+.1f}%",
                              f"{t[mode] * 1e3:.2f}"])
+                # the issue's bar: within the FLOPs ratio + 25% of the full forward at batch >= 256
+                CHECKS.append(["staged, half exit at 0", tag, b, mode, f"{time_ratio:.3f}",
+                               f"{flops_ratio:.3f}", f"{time_ratio / flops_ratio:.2f}x FLOPs",
+                               "<= 1.25x at batch >= 256",
+                               ("PASS" if time_ratio <= 1.25 * flops_ratio else "FAIL") if b >= 256 else "-"])
     return rows
 
 
@@ -128,28 +142,35 @@ def main() -> None:
     ap.add_argument("--precision", default="fp32", help="comma list of fp32, bf16, fp16")
     ap.add_argument("--channels-last", action="store_true", help="also time channels_last")
     ap.add_argument("--nets", default="thesis,cpu", help="thesis, cpu or both (comma list)")
+    ap.add_argument("--tsv", default=None, help="append the checks' rows to this file")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     batches = [int(b) for b in args.batches.split(",")]
     precisions = args.precision.split(",")
     wanted = [n for n in NETS if n[0].split()[0] in args.nets.split(",")]
-    rows, acc = [], []
-    for name, cfg in wanted:
+    dev = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else f"cpu x{torch.get_num_threads()}"
+    print(f"device={args.device} ({dev}) repeats={args.repeats} (median times, interleaved)")
+    header = ["network", "batch", "comparison", "FLOPs ratio", "time ratio", "time vs FLOPs", "ms"]
+    acc = []
+    for name, cfg in wanted:  # each block printed (and its checks written) as it is done
+        torch.manual_seed(0)
         net = go_net(cfg, args.device)
         for p in precisions:
             for cl in ([False, True] if args.channels_last else [False]):
-                rows += timing_rows(name, net, batches, args.repeats, args.device, p, cl)
+                print(markdown_table(header, timing_rows(name, net, batches, args.repeats, args.device, p, cl)))
+                write_checks(args.tsv)
+                CHECKS.clear()
             if p != "fp32":
+                torch.manual_seed(0)
                 acc.append(accuracy_row(name, go_net(cfg, args.device), args.device, p))
-    dev = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else f"cpu x{torch.get_num_threads()}"
-    print(f"device={args.device} ({dev}) repeats={args.repeats} (median times, interleaved)")
-    print(markdown_table(["network", "batch", "comparison", "FLOPs ratio", "time ratio", "time vs FLOPs",
-                          "ms"], rows))
     if acc:
-        print()
         print(markdown_table(["network", "precision", "rows", "max |dp| (same exit)", "max |dv|",
                               "exit decisions flipped", "fp32 rows at exit 0"], acc))
+        for a in acc:
+            CHECKS.append(["autocast vs fp32", a[0], a[2], a[1], f"flipped {a[5]}", f"|dp| {a[3]}",
+                           f"|dv| {a[4]}", "stated", "-"])
+    write_checks(args.tsv)
 
 
 if __name__ == "__main__":

@@ -1,16 +1,27 @@
 """Self-play throughput against the network-only ceiling, measured in one run.
 
-    python benchmarks/selfplay_speed.py                      # configs/go9.yaml, embedded Ray
-    python benchmarks/selfplay_speed.py --config configs/tictactoe.yaml --seconds 30
+    python benchmarks/selfplay_speed.py                          # configs/go9.yaml, local inference
+    python benchmarks/selfplay_speed.py --inference server       # one batching inference server
+    python benchmarks/selfplay_speed.py --inference both         # the two interleaved, one run
+    python benchmarks/selfplay_speed.py --synthetic --device cuda --clients 16 --rows 64
+                                                                 # the batching core alone
 
-Phase 1 runs the real self-play actors (as `selfplay.run` does, same config) for --seconds (then
-lets the calls in flight finish, and counts them) and reports games/hour, positions/s (network rows evaluated per second, all actors), and where
-actor time went: network (evaluator calls), tree (search, game, batching: the rest of the
-call), Ray overhead (time actors sat between calls: transfer, scheduling, the driver).
-The ceiling is the bare batched forward (`forward_to(deepest)`, no search) in the same number
-of actors with the same threads: measured before self-play at the nominal batch
-(concurrent games x leaves per call) and after it at the mean batch self-play used; the two
-are averaged, so load from other processes on a shared machine weighs on both sides alike.
+Real self-play (Ray, OpenSpiel): the self-play actors of `selfplay.run` (the same worker and
+config) play for --seconds per window; with --inference both, local and server windows
+alternate --rounds times, so load from other processes weighs on both alike. Each window's
+calls in flight are drained and counted whole. Reported per mode: games/hour, positions/s
+(network rows evaluated per second, all actors), the mean batch the network saw (per actor
+call in local mode, per server batch in server mode), the network-only ceiling at that
+batch (the bare `forward_to(deepest)` in the same processes and threads: `actors` processes
+for local, the server's one for server), measured right after each window, and the split
+of actor time: tree (search, batching: the rest), game (inside the game engine's state
+calls, timed by a wrapper), network (local forward, or waiting for the server), and idle
+(between calls: transfer, scheduling, the driver).
+
+--synthetic: no Ray and no OpenSpiel (the lent GPU machine has neither): the batching core
+(dpv.inference) in this process, --clients threads each sending --rows rows of random 0/1
+planes and waiting for the answer (optionally --client-ms of work between requests, as a
+game actor's tree would), against the bare forward at the server's mean batch.
 """
 from __future__ import annotations
 
@@ -18,135 +29,399 @@ import argparse
 import logging
 import os
 import sys
+import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import ray
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from dpv.games import make_game  # noqa: E402
-from dpv.nets import build_policy_value_net  # noqa: E402
-from selfplay.actors import SelfPlayActor  # noqa: E402
-from selfplay.config import load_run_config  # noqa: E402
+from benchmarks.common import markdown_table  # noqa: E402
+from benchmarks.exit_speed import CHECKS, go_net, write_checks  # noqa: E402
 
 
-@ray.remote
-class ForwardActor:
-    """The ceiling: the same network, bare forward passes at a fixed batch size."""
+# ------------------------------------------------------------------ the game, timed
+class _Clock:
+    __slots__ = ("seconds",)
 
-    def __init__(self, cfg_dict: dict, threads: int):
-        from selfplay.config import build_run_config
+    def __init__(self) -> None:
+        self.seconds = 0.0
 
-        torch.set_num_threads(threads)
-        cfg = build_run_config(cfg_dict)
-        game = make_game(cfg.game)
-        self.net = build_policy_value_net(cfg.net, game).eval()
-        self.shape = game.observation_shape
 
-    @torch.inference_mode()
-    def run(self, batch: int, seconds: float) -> tuple[int, float]:
-        x = (torch.rand((batch,) + self.shape) < 0.3).float()
-        k = self.net.num_exits - 1
-        self.net.forward_to(x, k)  # warm-up
-        rows, t0 = 0, time.perf_counter()
+def _unwrap(x):
+    return x._s if isinstance(x, TimedState) else x
+
+
+class TimedState:
+    """A game state that adds the time spent in its engine calls to a clock (children and
+    clones are timed too); anything else is the wrapped state's."""
+
+    __slots__ = ("_s", "_c")
+
+    def __init__(self, state, clock: _Clock):
+        self._s = state
+        self._c = clock
+
+    def _t(self, name, *args):
+        t0 = time.perf_counter()
+        out = getattr(self._s, name)(*args)
+        self._c.seconds += time.perf_counter() - t0
+        return out
+
+    def child(self, action):
+        return TimedState(self._t("child", action), self._c)
+
+    def clone(self):
+        return TimedState(self._t("clone"), self._c)
+
+    def current_player(self):
+        return self._t("current_player")
+
+    def legal_actions(self):
+        return self._t("legal_actions")
+
+    def legal_mask(self):
+        return self._t("legal_mask")
+
+    def apply(self, action):
+        return self._t("apply", action)
+
+    def is_terminal(self):
+        return self._t("is_terminal")
+
+    def returns(self):
+        return self._t("returns")
+
+    def terminal_value(self):
+        return self._t("terminal_value")
+
+    def observation(self):
+        return self._t("observation")
+
+    def history(self):
+        return self._t("history")
+
+    def is_legal(self, action):
+        return self._t("is_legal", action)
+
+    def move_number(self):
+        return self._t("move_number")
+
+    def playout(self, rng):
+        return self._t("playout", rng)
+
+    def __getattr__(self, name):
+        return getattr(self._s, name)
+
+
+class TimedGame:
+    """The game adapter, handing out timed states and taking them back unwrapped."""
+
+    def __init__(self, game, clock: _Clock):
+        self._g = game
+        self._c = clock
+
+    def new_state(self):
+        return TimedState(self._g.new_state(), self._c)
+
+    def __getattr__(self, name):
+        attr = getattr(self._g, name)
+        if not callable(attr):
+            return attr
+        return lambda *a, **k: attr(*map(_unwrap, a), **{n: _unwrap(v) for n, v in k.items()})
+
+
+# ------------------------------------------------------------------ real self-play on Ray
+def _ray_actors():
+    import ray
+
+    @ray.remote(max_restarts=0)
+    class BenchActor:
+        """What selfplay.actors.SelfPlayActor builds (the same worker, local or served), with
+        its game engine timed."""
+
+        def __init__(self, cfg_dict: dict, seed: int, threads: int, server=None):
+            torch.set_num_threads(threads)
+            from selfplay.config import build_run_config
+            from selfplay.inference import RayService
+            from selfplay.worker import SelfPlayWorker
+
+            self.clock = _Clock()
+            service = None if server is None else RayService(server)
+            self.worker = w = SelfPlayWorker(build_run_config(cfg_dict), seed, "cpu", service)
+            w.game = TimedGame(w.game, self.clock)
+            w.slots = [w._new_slot() for _ in w.slots]
+
+        def set_weights(self, weights) -> None:
+            self.worker.set_weights(weights, 0)
+
+        def play(self, moves: int):
+            g0 = self.clock.seconds
+            report = self.worker.play(moves)
+            return report, self.clock.seconds - g0
+
+    @ray.remote
+    class ForwardActor:
+        """The ceiling: the same network, bare forward passes at a fixed batch size."""
+
+        def __init__(self, cfg_dict: dict, threads: int):
+            from dpv.games import make_game
+            from dpv.nets import build_policy_value_net
+            from selfplay.config import build_run_config
+
+            torch.set_num_threads(threads)
+            cfg = build_run_config(cfg_dict)
+            game = make_game(cfg.game)
+            self.net = build_policy_value_net(cfg.net, game).eval()
+            self.shape = game.observation_shape
+
+        @torch.inference_mode()
+        def run(self, batch: int, seconds: float) -> tuple[int, float]:
+            x = (torch.rand((batch,) + self.shape) < 0.3).float()
+            k = self.net.num_exits - 1
+            self.net.forward_to(x, k)  # warm-up
+            rows, t0 = 0, time.perf_counter()
+            while time.perf_counter() - t0 < seconds:
+                self.net.forward_to(x, k)
+                rows += batch
+            return rows, time.perf_counter() - t0
+
+    return BenchActor, ForwardActor
+
+
+@dataclass
+class ModeTotals:
+    """Sums over a mode's windows."""
+
+    wall: float = 0.0
+    reports: list = field(default_factory=list)
+    game_s: float = 0.0
+    ceiling_x_wall: float = 0.0  # ceiling of each window weighted by its wall time
+    server_rows: int = 0
+    server_batches: int = 0
+    server_busy: float = 0.0
+    batch_seen: list = field(default_factory=list)
+
+
+class Mode:
+    def __init__(self, name: str, cfg, ray, BenchActor, ForwardActor, weights):
+        self.name = name
+        self.cfg = cfg
+        self.ray = ray
+        sp = cfg.selfplay
+        d = cfg.to_dict()
+        self.server = None
+        if name == "server":
+            from selfplay.inference import InferenceServerActor
+
+            threads = sp.server_threads or sp.actors * sp.threads_per_actor
+            self.server = InferenceServerActor.options(num_cpus=0).remote(d, sp.actors, threads, "cpu", weights, 0)
+            self.fwd = []  # the server times its own bare forward, in its serving thread
+        else:
+            self.fwd = [ForwardActor.options(num_cpus=0).remote(d, sp.threads_per_actor)
+                        for _ in range(sp.actors)]
+        self.actors = [BenchActor.options(num_cpus=0, max_pending_calls=sp.max_pending_calls)
+                       .remote(d, i, sp.threads_per_actor, self.server) for i in range(sp.actors)]
+        if not self.server:  # both modes play with the same network
+            ray.get([a.set_weights.remote(weights) for a in self.actors])
+        ray.get([a.play.remote(1) for a in self.actors])  # start-up and warm-up, not timed
+        self.t = ModeTotals()
+
+    def window(self, seconds: float, ceiling_seconds: float) -> None:
+        ray, sp = self.ray, self.cfg.selfplay
+        s0 = ray.get(self.server.stats.remote()) if self.server else None
+        inflight, reports, owed = {}, [], []
+        for i, a in enumerate(self.actors):
+            for _ in range(sp.max_pending_calls):
+                inflight[a.play.remote(sp.moves_per_call)] = i
+        t0 = time.perf_counter()
         while time.perf_counter() - t0 < seconds:
-            self.net.forward_to(x, k)
-            rows += batch
-        return rows, time.perf_counter() - t0
+            ready, _ = ray.wait(list(inflight), num_returns=1, timeout=0.05)
+            for ref in ready:
+                owed.append(inflight.pop(ref))
+                reports.append(ray.get(ref))
+            still = []
+            for i in owed:
+                try:
+                    inflight[self.actors[i].play.remote(sp.moves_per_call)] = i
+                except ray.exceptions.PendingCallsLimitExceeded:
+                    still.append(i)
+            owed = still
+        reports += ray.get(list(inflight))  # drain: every call of the window counted whole
+        wall = time.perf_counter() - t0
+        t = self.t
+        t.wall += wall
+        t.reports += [r for r, _ in reports]
+        t.game_s += sum(g for _, g in reports)
+        if self.server:
+            s1 = ray.get(self.server.stats.remote())
+            t.server_rows += s1.rows - s0.rows
+            t.server_batches += s1.batches - s0.batches
+            t.server_busy += s1.busy_seconds - s0.busy_seconds
+            batch = (s1.rows - s0.rows) / max(1, s1.batches - s0.batches)
+        else:
+            batch = sum(r.evaluations for r, _ in reports) / max(1, sum(r.network_calls for r, _ in reports))
+        t.batch_seen.append(batch)
+        b = max(1, round(batch))
+        if self.server:
+            ceil = ray.get(self.server.forward_rate.remote(b, ceiling_seconds))
+        else:
+            ceil = sum(rows / secs for rows, secs in ray.get([f.run.remote(b, ceiling_seconds) for f in self.fwd]))
+        t.ceiling_x_wall += ceil * wall
+        evals = sum(r.evaluations for r, _ in reports)
+        print(f"{self.name}: window {wall:.1f} s, {evals / wall:.1f} positions/s, batch {batch:.1f}, "
+              f"ceiling {ceil:.1f}", file=sys.stderr, flush=True)
+
+    def row(self) -> list[object]:
+        t, sp = self.t, self.cfg.selfplay
+        reps = t.reports
+        evals = sum(r.evaluations for r in reps)
+        busy = sum(r.seconds for r in reps)
+        net_s = sum(r.network_seconds for r in reps)
+        games = sum(len(r.games) for r in reps)
+        pps = evals / t.wall
+        ceil = t.ceiling_x_wall / t.wall
+        if self.server:
+            batch = t.server_rows / max(1, t.server_batches)
+        else:
+            batch = evals / max(1, sum(r.network_calls for r in reps))
+        tree = busy - net_s - t.game_s
+        return [self.name, f"{t.wall:.0f}", f"{games / t.wall * 3600:.0f}", f"{pps:.1f}", f"{batch:.1f}",
+                f"{ceil:.1f}", f"{pps / ceil:.1%}", f"{tree / busy:.0%}", f"{t.game_s / busy:.0%}",
+                f"{net_s / busy:.0%}", f"{max(0.0, 1 - busy / (t.wall * sp.actors)):.0%}",
+                f"{t.server_busy / t.wall:.0%}" if self.server else "-"]
+
+    def close(self) -> None:
+        for a in self.actors + self.fwd + ([self.server] if self.server else []):
+            self.ray.kill(a)
 
 
-def ceiling(fwd, batch: int, seconds: float) -> float:
-    """Positions/s of the bare forward, all actors at once."""
-    res = ray.get([f.run.remote(batch, seconds) for f in fwd])
-    return sum(rows / secs for rows, secs in res)
+def real(args) -> None:
+    import ray
 
+    from selfplay.config import load_run_config
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--config", default=None, help="run config (default configs/go9.yaml)")
-    p.add_argument("--seconds", type=float, default=120.0, help="self-play measuring time")
-    p.add_argument("--ceiling-seconds", type=float, default=20.0)
-    p.add_argument("--set", action="append", default=[])
-    args = p.parse_args()
     cfg = load_run_config(args.config, args.set)
     sp = cfg.selfplay
     logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
     ray.init(address="local", num_cpus=max(os.cpu_count() or 1, sp.actors * sp.threads_per_actor),
              include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
              object_store_memory=cfg.ray.object_store_memory or None)
-    cfg_dict = cfg.to_dict()
-    # num_cpus=0: they must not hold the CPUs the self-play actors are scheduled on
-    fwd = [ForwardActor.options(num_cpus=0).remote(cfg_dict, sp.threads_per_actor)
-           for _ in range(sp.actors)]
-    nominal = sp.concurrent_games * cfg.mcts.leaves_per_call
-    ceiling_before = ceiling(fwd, nominal, args.ceiling_seconds / 2)
+    BenchActor, ForwardActor = _ray_actors()
+    from dpv.games import make_game
+    from dpv.nets import build_policy_value_net
 
-    # ---- phase 1: self-play, as the run drives it (bounded queue per actor)
-    actors = [SelfPlayActor.options(num_cpus=sp.threads_per_actor, max_pending_calls=sp.max_pending_calls)
-              .remote(cfg_dict, i, sp.threads_per_actor) for i in range(sp.actors)]
-    ray.get([a.play.remote(None, 0, -1, 1) for a in actors])  # start-up and warm-up, not timed
-    inflight = {}
-    for i, a in enumerate(actors):
-        for _ in range(sp.max_pending_calls):
-            inflight[a.play.remote(None, 0, -1, sp.moves_per_call)] = i
-    t0 = time.perf_counter()
-    reports = []
-    owed = []  # actors with a free slot Ray has not released yet
-    while time.perf_counter() - t0 < args.seconds:
-        ready, _ = ray.wait(list(inflight), num_returns=1, timeout=0.05)
-        for ref in ready:
-            i = inflight.pop(ref)
-            reports.append(ray.get(ref))
-            owed.append(i)
-        still = []
-        for i in owed:
-            try:
-                inflight[actors[i].play.remote(None, 0, -1, sp.moves_per_call)] = i
-            except ray.exceptions.PendingCallsLimitExceeded:
-                still.append(i)
-        owed = still
-    # drain: every call submitted in the window is counted whole, and the window ends when the
-    # last one does, so no half-finished call is lost from the counts or the busy time
-    for ref in list(inflight):
-        reports.append(ray.get(ref))
-    wall = time.perf_counter() - t0
-    for a in actors:
-        ray.kill(a)
-    evals = sum(r.evaluations for r in reports)
-    calls = sum(r.network_calls for r in reports)
-    busy = sum(r.seconds for r in reports)
-    net_s = sum(r.network_seconds for r in reports)
-    moves = sum(r.moves for r in reports)
-    games = [g for r in reports for g in r.games]
-    batch = evals / max(calls, 1)
-
-    # ---- phase 2: the ceiling again, batch = the mean self-play batch
-    ceiling_after = ceiling(fwd, max(1, round(batch)), args.ceiling_seconds / 2)
+    torch.manual_seed(0)
+    weights = ray.put(build_policy_value_net(cfg.net, make_game(cfg.game)).state_dict())
+    names = ["local", "server"] if args.inference == "both" else [args.inference]
+    modes = [Mode(n, cfg, ray, BenchActor, ForwardActor, weights) for n in names]
+    rounds = args.rounds if args.inference == "both" else 1
+    for r in range(rounds):
+        for m in (modes if r % 2 == 0 else modes[::-1]):  # ABBA order: drift hits both alike
+            m.window(args.seconds / rounds, args.ceiling_seconds)
+    rows = [m.row() for m in modes]
+    for m in modes:
+        m.close()
     ray.shutdown()
-    ceil = (ceiling_before + ceiling_after) / 2
+    print(f"config: {args.config or 'configs/go9.yaml'}  net {cfg.net.blocks}x{cfg.net.channels} exits "
+          f"{list(cfg.net.exits)}  {cfg.mcts.simulations} sims x {cfg.mcts.leaves_per_call} leaves/call  "
+          f"actors {sp.actors} x {sp.threads_per_actor} thread(s), {sp.concurrent_games} games each, "
+          f"cpus {os.cpu_count()}, {rounds} round(s)")
+    print(markdown_table(["inference", "window s", "games/h", "positions/s", "mean batch",
+                          "ceiling at that batch", "share of ceiling", "tree", "game", "network/wait",
+                          "actors idle", "server busy"], rows))
 
-    selfplay_pps = evals / wall
-    mean_len = np.mean([len(g) for g in games]) if games else float("nan")
-    lines = [
-        f"config: {args.config or 'configs/go9.yaml'}  net {cfg.net.blocks}x{cfg.net.channels} "
-        f"exits {list(cfg.net.exits)}  {cfg.mcts.simulations} sims  actors {sp.actors} x "
-        f"{sp.threads_per_actor} thread(s), {sp.concurrent_games} games each, cpus {os.cpu_count()}",
-        f"self-play window             {wall:8.1f} s",
-        f"games finished               {len(games):8d}   (mean length {mean_len:.1f} moves)",
-        f"games/hour                   {len(games) / wall * 3600:8.1f}",
-        f"moves/s                      {moves / wall:8.2f}",
-        f"positions/s (network rows)   {selfplay_pps:8.1f}   mean batch {batch:.1f} rows/call",
-        f"actor time: network          {net_s / busy:8.1%}",
-        f"actor time: tree+game+batch  {(busy - net_s) / busy:8.1%}",
-        f"Ray overhead (actors idle)   {max(0.0, 1 - busy / (wall * sp.actors)):8.1%}",
-        f"network-only ceiling         {ceil:8.1f} positions/s (bare forward: {ceiling_before:.1f} at "
-        f"batch {nominal} before, {ceiling_after:.1f} at batch {max(1, round(batch))} after)",
-        f"self-play / ceiling          {selfplay_pps / ceil:8.1%}",
-    ]
-    print("\n".join(lines))
+
+# ------------------------------------------------------------------ the batching core alone
+def synthetic(args) -> None:
+    from dpv.exits import FixedExit
+    from dpv.inference import InferenceServer
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    dev = args.device
+    table = []
+    for cfg in args.config.split(","):
+        net = go_net(cfg, dev)
+        shape, acts = net.input_shape, net.num_actions
+        rng = np.random.default_rng(0)
+        planes = [(rng.random((args.rows,) + shape) < 0.3).astype(np.uint8) for _ in range(args.clients)]
+        mask = np.ones((args.rows, acts), dtype=bool)
+        policy = FixedExit(-1)
+        server = InferenceServer(net, dev, args.max_batch or args.clients * args.rows, args.max_wait_ms,
+                                 {"precision": args.precision, "channels_last": args.channels_last,
+                                  "compile_fixed": args.compile})
+        stop = threading.Event()
+        done = [0] * args.clients
+
+        def client(i: int) -> None:
+            while not stop.is_set():
+                server.evaluate_rows(policy, planes[i], mask)
+                done[i] += args.rows
+                if args.client_ms:
+                    time.sleep(args.client_ms / 1000)
+
+        for i in range(args.clients):  # warm-up, not timed
+            server.evaluate_rows(policy, planes[i], mask)
+        threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(args.clients)]
+        b0, r0 = server.stats.batches, server.stats.rows
+        t0 = time.perf_counter()
+        for t in threads:
+            t.start()
+        time.sleep(args.seconds)
+        stop.set()
+        for t in threads:
+            t.join()
+        wall = time.perf_counter() - t0
+        rows = sum(done)
+        batch = (server.stats.rows - r0) / max(1, server.stats.batches - b0)
+        # the ceiling: the bare forward at the server's mean batch, timed in its serving
+        # thread (same device, precision and layout)
+        ceil = server.forward_rate(max(1, round(batch)), args.ceiling_seconds)
+        server.close()
+        pps = rows / wall
+        name = cfg + (" compiled" if args.compile else "")
+        table.append([name, args.precision, args.clients, args.rows, f"{pps:,.0f}", f"{batch:.1f}",
+                      f"{ceil:,.0f}", f"{pps / ceil:.1%}"])
+        CHECKS.append(["batching core vs bare forward", name, f"{batch:.0f}",
+                       f"{args.precision}, {args.clients} clients x {args.rows} rows", f"{pps:,.0f}/s",
+                       f"{ceil:,.0f}/s", f"{pps / ceil:.1%}", ">= 50%", "PASS" if pps >= 0.5 * ceil else "FAIL"])
+    name = torch.cuda.get_device_name(0) if dev.startswith("cuda") else f"cpu x{torch.get_num_threads()}"
+    print(f"batching core, in-process client threads ({name}); client work {args.client_ms} ms per request")
+    print(markdown_table(["config", "precision", "clients", "rows/request", "positions/s", "mean batch",
+                          "bare forward at that batch", "share of ceiling"], table))
+    write_checks(args.tsv)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--config", default=None, help="run config (default configs/go9.yaml; --synthetic: a comma list)")
+    p.add_argument("--inference", choices=("local", "server", "both"), default="local")
+    p.add_argument("--seconds", type=float, default=120.0, help="self-play measuring time per mode")
+    p.add_argument("--rounds", type=int, default=2, help="--inference both: windows per mode, alternating")
+    p.add_argument("--ceiling-seconds", type=float, default=10.0)
+    p.add_argument("--set", action="append", default=[])
+    p.add_argument("--synthetic", action="store_true", help="the batching core alone: no Ray, no OpenSpiel")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--clients", type=int, default=16)
+    p.add_argument("--rows", type=int, default=64, help="rows per client request")
+    p.add_argument("--client-ms", type=float, default=0.0)
+    p.add_argument("--max-batch", type=int, default=0, help="0: clients x rows")
+    p.add_argument("--max-wait-ms", type=float, default=2.0)
+    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
+    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--compile", action="store_true", help="--synthetic: torch.compile the fixed-exit forward")
+    p.add_argument("--tsv", default=None, help="--synthetic: append the check's row to this file")
+    args = p.parse_args()
+    if args.synthetic:
+        args.config = args.config or "configs/go9.yaml"
+        synthetic(args)
+    else:
+        real(args)
 
 
 if __name__ == "__main__":

@@ -139,14 +139,15 @@ class BatchedEvaluator(Evaluator):
         self.num_exits = net.num_exits
         fixed = isinstance(policy, FixedExit)
         self.keep_exited: list[bool] | None = [True] * (net.num_exits - 1) if compaction == "masked" else None
-        self.plan = CompactionPlan(net, self._autocast) if compaction == "auto" and not fixed else None
+        self.plan = CompactionPlan(net, self.autocast) if compaction == "auto" and not fixed else None
         self._compiled: Callable[[torch.Tensor], Any] | None = None
         if compile_fixed and isinstance(policy, FixedExit):
             k = policy.index(net.num_exits)
             self._compiled = torch.compile(lambda x: self.net.forward_to(x, k), dynamic=False,
                                            mode="reduce-overhead" if self.device.type == "cuda" else None)
 
-    def _autocast(self) -> ContextManager[object]:
+    def autocast(self) -> ContextManager[object]:
+        """The context the forward runs in: torch.autocast at `precision`, or nothing."""
         if self.dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.dtype)
@@ -163,7 +164,13 @@ class BatchedEvaluator(Evaluator):
             return float(self.fixed_flops[self.policy.index(self.num_exits)])
         return float(self.staged_flops[0])
 
-    def _forward_to(self, x: torch.Tensor, k: int) -> Any:
+    def prepare(self, planes: npt.NDArray[Any]) -> torch.Tensor:
+        """Planes as the network's input: float32 on the device, in its memory format."""
+        x = _to_device(planes, self.device)
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def forward_to(self, x: torch.Tensor, k: int) -> Any:
+        """The fixed-exit forward (compiled, on padded batch shapes, with compile_fixed)."""
         if self._compiled is None:
             return self.net.forward_to(x, k)
         n = x.shape[0]
@@ -181,15 +188,13 @@ class BatchedEvaluator(Evaluator):
         ask for an evaluation it can afford; fixed-exit policies ignore it."""
         if planes is None:
             raise ValueError("BatchedEvaluator needs observation planes (wants_planes)")
-        x = torch.from_numpy(np.ascontiguousarray(planes, dtype=np.float32)).to(self.device)
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = self.prepare(planes)
         n = x.shape[0]
         answer: IntArray | None = None
-        with self._autocast():
+        with self.autocast():
             if isinstance(self.policy, FixedExit):
                 k = self.policy.index(self.num_exits)
-                out = self._forward_to(x, k)
+                out = self.forward_to(x, k)
                 logits, value = out.policy_logits, out.value
                 exit_index = np.full(n, k, dtype=np.int64)
             else:
@@ -204,6 +209,15 @@ class BatchedEvaluator(Evaluator):
         probs = masked_softmax(logits.float().cpu().numpy(), legal_mask).astype(np.float32)
         flops: FloatArray = self.costs[exit_index]
         return Evaluation(probs, value.float().cpu().numpy(), exit_index, flops, answer)
+
+
+def _to_device(planes: npt.NDArray[Any], device: torch.device) -> torch.Tensor:
+    """Planes as float32 on `device`; 0/1 planes sent as uint8 (an inference server's) cross
+    to the device at a quarter of the bytes and are converted there."""
+    arr = np.ascontiguousarray(planes)
+    if arr.dtype not in (np.uint8, np.bool_, np.float32):
+        arr = arr.astype(np.float32)
+    return torch.from_numpy(arr).to(device).float()
 
 
 def _policy_logits(out: Any) -> torch.Tensor:

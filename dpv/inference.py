@@ -20,14 +20,14 @@ import threading
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Protocol, Sequence
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import numpy as np
 import torch
 
 from dpv.evaluator import (BatchedEvaluator, BoolArray, Evaluation, Evaluator, FloatArray,
                            IntArray, exit_costs)
-from dpv.exits import ExitPolicy
+from dpv.exits import ExitPolicy, FixedExit
 from dpv.games.base import GameState
 from dpv.nets.multi_exit import FlopsTable, MultiExitNet
 
@@ -53,6 +53,12 @@ class _Request:
     @property
     def rows(self) -> int:
         return int(self.legal_mask.shape[0])
+
+
+@dataclass
+class _Job:
+    fn: Callable[[], float]
+    future: Future[float] = field(default_factory=Future)
 
 
 @dataclass
@@ -110,7 +116,8 @@ class InferenceServer:
         self.version = -1
         self.stats = ServerStats()
         self._evaluators: dict[ExitPolicy, BatchedEvaluator] = {}
-        self._queue: queue.Queue[_Request | None] = queue.Queue()
+        # requests, None (wake up: weights or close), or a job to run between batches
+        self._queue: queue.Queue[_Request | _Job | None] = queue.Queue()
         self._held: _Request | None = None  # a request that did not fit the last batch
         self._weights: tuple[Mapping[str, torch.Tensor], int] | None = None
         self._lock = threading.Lock()
@@ -143,6 +150,31 @@ class InferenceServer:
             self._weights = (state_dict, version)
         self._queue.put(None)  # wake the thread if idle
 
+    def forward_rate(self, batch: int, seconds: float) -> float:
+        """Rows/s of the bare deepest-exit forward at `batch` rows, timed in the serving
+        thread between batches (same threads, precision and layout as served batches): the
+        ceiling a benchmark compares the server with."""
+        ev = BatchedEvaluator(self.net, FixedExit(-1), self.device, **self.options)
+        x = (torch.rand((batch,) + tuple(self.net.example_input(1).shape[1:])) < 0.3).float()
+        sync = torch.cuda.synchronize if self.device.type == "cuda" else (lambda: None)
+
+        def run() -> float:
+            with torch.inference_mode(), ev.autocast():
+                xd = ev.prepare(x.numpy())
+                k = self.num_exits - 1
+                ev.forward_to(xd, k)  # warm-up
+                sync()
+                n, t0 = 0, time.perf_counter()
+                while time.perf_counter() - t0 < seconds:
+                    ev.forward_to(xd, k)
+                    n += 1
+                sync()
+                return n * batch / (time.perf_counter() - t0)
+
+        job = _Job(run)
+        self._queue.put(job)
+        return job.future.result()
+
     def close(self, timeout: float = 10.0) -> None:
         self._closed = True
         self._queue.put(None)
@@ -165,11 +197,13 @@ class InferenceServer:
 
     def _gather(self) -> list[_Request]:
         """Block for a first request, then take more until max_batch rows or max_wait."""
-        first = self._held
+        first: _Request | _Job | None = self._held
         self._held = None
-        while first is None:
+        while not isinstance(first, _Request):
             first = self._queue.get()
-            if first is None:
+            if isinstance(first, _Job):
+                self._do(first)
+            elif first is None:
                 self._load_pending_weights()
                 if self._closed:
                     return []
@@ -182,6 +216,9 @@ class InferenceServer:
                 req = self._queue.get(timeout=left) if left > 0 else self._queue.get_nowait()
             except queue.Empty:
                 break
+            if isinstance(req, _Job):
+                self._do(req)
+                continue
             if req is None:
                 if self._closed:
                     break
@@ -193,6 +230,13 @@ class InferenceServer:
             rows += req.rows
         self.stats.wait_seconds += time.perf_counter() - t0
         return batch
+
+    @staticmethod
+    def _do(job: _Job) -> None:
+        try:
+            job.future.set_result(job.fn())
+        except Exception as e:  # the caller gets it
+            job.future.set_exception(e)
 
     def _serve(self) -> None:
         while True:

@@ -69,6 +69,10 @@ class InferenceServerActor:
     def stats(self) -> ServerStats:
         return self.core.stats
 
+    def forward_rate(self, batch: int, seconds: float) -> float:
+        """The bare forward's rows/s at `batch`, in the serving thread (a benchmark's ceiling)."""
+        return self.core.forward_rate(batch, seconds)
+
     def version(self) -> int:
         return self.core.version
 

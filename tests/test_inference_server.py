@@ -250,3 +250,14 @@ def test_a_dead_server_is_replaced_and_play_goes_on(ray_session):
         assert not any("self-play actor" in n and "died" in n for n in notes)  # the actor lived on
     finally:
         pool.stop()
+
+
+def test_forward_rate_is_timed_between_batches_and_serving_goes_on(go5):
+    net, planes, masks = go5
+    server = InferenceServer(net, max_wait_ms=0)
+    try:
+        assert server.forward_rate(4, 0.05) > 0
+        ev = server.evaluate_rows(FixedExit(-1), planes[:4].astype(np.uint8), masks[:4])  # 0/1 planes as uint8
+    finally:
+        server.close()
+    assert_same_rows(ev, BatchedEvaluator(net, FixedExit(-1)).evaluate(planes[:4], masks[:4]))
