@@ -121,8 +121,8 @@ def table6_2(run: CellRunner, n_refs: Sequence[int]) -> dict[str, Any]:
             for k, c in sorted(row["exits"].items()) if c["a_simulations_per_move"] is not None]
     if sims:
         lines.append("Simulations per move under the same budget: " + ", ".join(sims) + ".")
-    for n, k in best.items():
-        lines.append(f"Best single exit under the same budget at n_ref {n}: exit {k}"
+    for n_text, k in best.items():
+        lines.append(f"Best single exit under the same budget at n_ref {n_text}: exit {k}"
                      + (" (no shallow exit beats the deepest)" if k == deepest else "") + ".")
     return {"table": "6.2", "checkpoint": run.checkpoint, "games": run.games, "seed": run.seed,
             "deepest_exit": deepest, "rows": rows, "best_exit_same_budget": best,

@@ -68,8 +68,8 @@ def tune(runner: CellRunner, n_refs: Sequence[int], best: dict[str, int],
 
     lines = [f"Tuning (seed {runner.seed}, {runner.games} games per candidate against the best single "
              "exit under the same budget; the tables use another seed).", ""]
-    for n, row in per_n.items():
-        lines.append(f"n_ref {n}, opponent exit {row['best_exit']}:")
+    for n_text, row in per_n.items():
+        lines.append(f"n_ref {n_text}, opponent exit {row['best_exit']}:")
         lines.append("")
         lines.append("| Method | tau0 | alpha | Score |")
         lines.append("|---|---|---|---|")

@@ -22,19 +22,20 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from dpv.games.base import GameState
 from dpv.play.table_cells import CellRunner, cell_text
 
 LATENCY_SIMS = 64
 LATENCY_POSITIONS = 8
 
 
-def _positions(runner: CellRunner, count: int) -> list[Any]:
+def _positions(runner: CellRunner, count: int) -> list[GameState]:
     from dpv.games import make_game
     from dpv.play.match import random_opening
 
     game = make_game(runner.game_cfg)
     rng = np.random.default_rng([runner.seed, 7])
-    states = []
+    states: list[GameState] = []
     while len(states) < count:
         state = game.new_state()
         for a in random_opening(game, int(rng.integers(0, 9)), rng):
@@ -49,6 +50,7 @@ def latency_table(runner: CellRunner, sims: int = LATENCY_SIMS,
     """Per exit: seconds per evaluation in a fixed-exit search, and of the network alone."""
     import torch
 
+    from dpv.players.net_player import NetPlayer
     from dpv.players.spec import make_player
 
     torch.set_num_threads(1)
@@ -56,6 +58,7 @@ def latency_table(runner: CellRunner, sims: int = LATENCY_SIMS,
     rows = []
     for k in range(runner.exits):
         player = make_player(runner.spec(mode="fixed", exit=k, sims=sims), runner.game_cfg)
+        assert isinstance(player, NetPlayer)  # a net: spec always builds one
         ev = player.evaluator
         player.mcts.search(states[0])  # warm-up: first calls allocate
         per_eval = []
@@ -66,7 +69,7 @@ def latency_table(runner: CellRunner, sims: int = LATENCY_SIMS,
             per_eval.append((time.perf_counter() - t0) / max(r.simulations, 1))
         batch = player.cfg.leaves_per_call
         planes = np.stack([states[i % len(states)].observation() for i in range(batch)]).astype(np.float32)
-        mask = np.ones((batch, player.game.num_actions), dtype=bool)
+        mask = np.ones((batch, player.game.num_actions), dtype=np.bool_)
         net_s = []
         for _ in range(5):
             t0 = time.perf_counter()
