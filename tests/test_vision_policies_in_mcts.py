@@ -86,3 +86,42 @@ def test_search_code_does_not_know_vision_policies():
     src = " ".join(p.read_text() for p in Path(dpv.mcts.__file__).parent.glob("*.py"))
     for name in ("eexit_vision", "EERO", "TTamer", "LookThenLeap"):
         assert name not in src
+
+
+def test_ttamer_recall_inside_dpv_mcts_answers_from_the_recalled_exit(game, net):
+    """T-Tamer inside the search: every leaf evaluation answers with the policy and value of the
+    exit T-Tamer recalls (the least loss seen), pays for the exits it computed, and some leaves
+    really answer from an earlier exit than the one they stopped at."""
+    from dpv.exits import ExitContext, masked_softmax
+
+    trace, _, _ = record_trace(net, positions(game, 200, seed=0))
+    policy = TTamer.fit(trace, 0.05)
+    calls = []
+
+    class Recording(BatchedEvaluator):
+        def evaluate(self, planes, legal_mask, *args, **kwargs):
+            ev = super().evaluate(planes, legal_mask, *args, **kwargs)
+            calls.append((np.array(planes, dtype=np.float32), np.array(legal_mask), ev))
+            return ev
+
+    evaluator = Recording(net, policy)
+    cfg = MCTSConfig(exit_mode="dynamic", n_ref=8, leaves_per_call=4)
+    states = positions(game, 3, seed=2)
+    searches = [MCTS(game, cfg, evaluator, np.random.default_rng(i)) for i in range(len(states))]
+    results = run_searches(searches, states, evaluator, add_noise=False)
+    assert all(r.flops <= r.budget_flops for r in results) and calls
+    recalled = 0
+    for planes, mask, ev in calls:
+        with torch.no_grad():
+            outs = net(torch.from_numpy(planes))
+        logits = [o.policy_logits.numpy() for o in outs]
+        for i, (stop, ans) in enumerate(zip(ev.exit_index, ev.answer_exit)):
+            # the exit T-Tamer recalls from what this row computed (the search may cap its exit)
+            seen = ExitContext(int(stop), net.num_exits, [l[i:i + 1] for l in logits[: stop + 1]], mask[i:i + 1])
+            assert ans == policy.select(seen)[0]
+            np.testing.assert_allclose(ev.policy[i], masked_softmax(outs[ans].policy_logits[i].numpy(), mask[i]),
+                                       rtol=1e-5, atol=1e-6)
+            assert ev.value[i] == pytest.approx(float(outs[ans].value[i]), abs=1e-5)
+            assert ev.flops[i] == net.flops().staged(int(stop))  # it paid for every exit it ran
+        recalled += int((ev.answer_exit < ev.exit_index).sum())
+    assert recalled > 0
