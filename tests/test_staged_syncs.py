@@ -149,3 +149,33 @@ def test_evaluator_call_syncs_per_exit_not_per_row(setup):
     fixed = BatchedEvaluator(net, FixedExit(-1))
     c = count_syncs(net, lambda: fixed.evaluate(planes, masks))
     assert sum(c.counts.values()) == 0
+
+
+def test_compaction_plan_masks_where_compacting_costs_more_than_it_saves():
+    from dpv.nets.compaction import CompactionPlan, StageCosts
+
+    net, _ = small_net()
+    plan = CompactionPlan(net)
+    assert plan.bucket(40) == 64
+    # launch-bound stages (half the rows cost as much as all): nothing to save, keep them in
+    plan.costs[64] = StageCosts(64, np.full(3, 1e-3), np.full(3, 1e-3), compact=1e-4)
+    assert plan.keep_exited(40) == [True, True]
+    # row-bound stages (half the rows, half the time): compacting saves more than it costs
+    plan.costs[64] = StageCosts(64, np.full(3, 1e-3), np.full(3, 5e-4), compact=1e-4)
+    assert plan.keep_exited(40) == [False, False]
+    # ... unless (almost) no row stops there: the shares come from the calls seen
+    for _ in range(60):
+        plan.observe(np.array([1, 2, 2, 2]))
+    assert plan.stopped_by[0] < 0.01 and plan.keep_exited(40) == [True, False]
+
+
+def test_auto_compaction_gives_the_compacting_evaluators_rows(setup):
+    net, planes, masks = setup
+    r = np.linspace(0, 1, len(planes))
+    auto = BatchedEvaluator(net, DynamicThreshold(0.05, 0.08), compaction="auto")
+    got = auto.evaluate(planes, masks, r)
+    assert auto.plan is not None and auto.plan.costs  # measured at this batch size
+    want = BatchedEvaluator(net, DynamicThreshold(0.05, 0.08)).evaluate(planes, masks, r)
+    np.testing.assert_array_equal(got.exit_index, want.exit_index)
+    np.testing.assert_allclose(got.policy, want.policy, atol=1e-6)
+    np.testing.assert_allclose(got.value, want.value, atol=1e-6)
