@@ -177,9 +177,12 @@ def test_state_written_before_run_state_resumes(cfg, tmp_path):
     assert got.state.counters == Counters(**old_counters)
     assert run.counters.steps == 238 and len(run.buffer) == 5
     assert run.rng.bit_generator.state == rng.bit_generator.state
+    run.save()  # nothing new since the state it resumed: no second, equal checkpoint
+    assert [i for i, _ in rd.states()] == [1]
+    run.counters.games += 1
     run.save()  # the next save is the new format
     path, state = rd.newest_state()
-    assert path.name == "state-00000002.pt" and state.counters.games == 338
+    assert path.name == "state-00000002.pt" and state.counters.games == 339
     assert torch.load(path, weights_only=True)["run_state_format"] == RUN_STATE_FORMAT
 
 
