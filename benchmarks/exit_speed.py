@@ -26,6 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.common import interleaved_medians, markdown_table  # noqa: E402
 from dpv.config import GameConfig, NetConfig, load_sections  # noqa: E402
+from dpv.games.registry import game_info  # noqa: E402
 from dpv.nets.policy_value import PolicyValueNet  # noqa: E402
 
 NETS = [("thesis 15x128", "configs/go9_paper.yaml"), ("cpu default 6x64", "configs/go9.yaml")]
@@ -47,7 +48,8 @@ def go_net(config: str, device: str) -> PolicyValueNet:
     actions, the shape OpenSpiel's Go adapter gives, without needing OpenSpiel."""
     cfg = load_sections(config, {"game": GameConfig, "net": NetConfig}, strict=False)
     game, n = cfg["game"], cfg["game"].board_size
-    if game.name != "go":
+    info = game_info(game.name)
+    if info is None or info.board_sizes is None or not info.uses_history:  # the Go plane layout
         raise SystemExit(f"{config}: a Go config is needed here, got game {game.name!r}")
     net = PolicyValueNet(cfg["net"], 17, n, n, n * n + 1)
     return net.to(device).eval()

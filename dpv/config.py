@@ -187,7 +187,7 @@ class GameConfig:
             check(self.history >= 1, f"{where}.history", "must be >= 1")
         check(self.max_game_length is None or self.max_game_length > 0,
               f"{where}.max_game_length", "must be > 0")
-        check(self.handicap == 0 or (self.name == "go" and self.board_size == 19
+        check(self.handicap == 0 or (self.board_size in info.handicap_sizes
                                      and 2 <= self.handicap <= 9), f"{where}.handicap",
               f"{self.handicap}: OpenSpiel places 2 to 9 handicap stones on 19x19 Go only")
 

@@ -15,12 +15,13 @@ class GameInfo:
     title: str  # for messages: "Go", "tic-tac-toe"
     board_sizes: tuple[int, ...] | None  # sizes game.board_size may take; None: the board is fixed
     uses_history: bool  # game.history sets how many past positions the observation holds
+    handicap_sizes: tuple[int, ...] = ()  # boards where OpenSpiel places fixed handicap stones
 
 
 GO_SIZES = (5, 7, 9, 13, 19)
 
 GAMES: dict[str, GameInfo] = {info.name: info for info in (
-    GameInfo("go", "Go", GO_SIZES, uses_history=True),
+    GameInfo("go", "Go", GO_SIZES, uses_history=True, handicap_sizes=(19,)),
     GameInfo("tic_tac_toe", "tic-tac-toe", None, uses_history=False),
     GameInfo("connect_four", "connect four", None, uses_history=False),
 )}

@@ -199,7 +199,7 @@ class _Reporter:
     def __init__(self, search: PlayerSearch, state: GameState, request: AnalysisRequest | None,
                  write: Write | None):
         self.search = search
-        self.size = int(round(np.sqrt(search.player.game.num_actions - 1)))
+        self.size = int(search.player.game.observation_shape[-1])
         self.request = request
         self.write = write
         self.base = np.zeros(search.player.evaluator.num_exits, dtype=np.int64)  # finished rounds
@@ -242,15 +242,21 @@ class _Reporter:
 
     def _with_scores(self, found: list) -> list:
         player = self.search.player
-        missing = [c.action for c in found if c.action not in self.scores]
+        scores = self.scores
+        if scores is None:  # callers ask only while the net has a score head
+            return found
+        missing = [c.action for c in found if c.action not in scores]
         if missing:
             aux = player.position_aux([self.state.child(a) for a in missing])
             if aux is None:  # no score head: kata lines without scores from now on
                 self.scores = None
                 return found
+            assert self.request is not None  # kata lines only
             # the child's mover is the opponent: the side to move leads by minus its score
-            self.scores.update({a: -p.score for a, p in zip(missing, aux)})
+            scores.update({a: -p.score for a, p in zip(missing, aux)})
             if self.request.ownership and self.ownership is None:
-                root = player.position_aux([self.state])[0]
+                root_aux = player.position_aux([self.state])
+                assert root_aux is not None  # the net has the heads (checked just above)
+                root = root_aux[0]
                 self.ownership = root.ownership  # the mover's view, rank 1 first
-        return [dataclasses.replace(c, score_lead=self.scores[c.action]) for c in found]
+        return [dataclasses.replace(c, score_lead=scores[c.action]) for c in found]
