@@ -43,7 +43,10 @@ class SelfPlaySection:
     inference: str = "local"
     server_max_batch: int = 0  # rows per server batch (0 = one step of all its actors' games)
     server_max_wait_ms: float = 2.0  # longest a batch waits for more rows after its first
-    server_threads: int = 0  # torch threads of a server (0 = actors x threads_per_actor)
+    # torch threads of a server (0 = actors x threads_per_actor); 1 by default: on a CPU the
+    # actors' tree work shares the cores, and a team of threads stalls whenever one of its
+    # threads is preempted (benchmarks/selfplay_speed.py --inference both)
+    server_threads: int = 1
     server_precision: str = "fp32"  # fp32, or bf16 / fp16 under torch.autocast
 
     def validate(self, where: str) -> None:
