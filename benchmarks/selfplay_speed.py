@@ -13,7 +13,8 @@ calls in flight are drained and counted whole. Reported per mode: games/hour, po
 (network rows evaluated per second, all actors), the mean batch the network saw (per actor
 call in local mode, per server batch in server mode), the network-only ceiling at that
 batch (the bare `forward_to(deepest)` in the same processes and threads: `actors` processes
-for local, the server's one for server), measured right after each window, and the split
+for local, the server's serving thread for server), measured just before and just after
+each window and averaged, and the split
 of actor time: tree (search, batching: the rest), game (inside the game engine's state
 calls, timed by a wrapper), network (local forward, or waiting for the server), and idle
 (between calls: transfer, scheduling, the driver).
@@ -229,9 +230,22 @@ class Mode:
             ray.get([a.set_weights.remote(weights) for a in self.actors])
         ray.get([a.play.remote(1) for a in self.actors])  # start-up and warm-up, not timed
         self.t = ModeTotals()
+        self.nominal = sp.concurrent_games * cfg.mcts.leaves_per_call  # rows per actor step
+
+    def ceiling(self, batch: int, seconds: float) -> float:
+        """Positions/s of the bare forward at `batch`: all local actors' processes at once,
+        or the server in its serving thread."""
+        if self.server:
+            return self.ray.get(self.server.forward_rate.remote(batch, seconds))
+        return sum(rows / secs for rows, secs in self.ray.get([f.run.remote(batch, seconds) for f in self.fwd]))
 
     def window(self, seconds: float, ceiling_seconds: float) -> None:
+        """Self-play for `seconds`, with the ceiling measured just before (at the last batch
+        seen) and just after (at this window's batch) and averaged: drift in the machine's
+        load between them weighs on both sides alike."""
         ray, sp = self.ray, self.cfg.selfplay
+        t = self.t
+        before = self.ceiling(max(1, round(t.batch_seen[-1])) if t.batch_seen else self.nominal, ceiling_seconds / 2)
         s0 = ray.get(self.server.stats.remote()) if self.server else None
         inflight, reports, owed = {}, [], []
         for i, a in enumerate(self.actors):
@@ -252,7 +266,6 @@ class Mode:
             owed = still
         reports += ray.get(list(inflight))  # drain: every call of the window counted whole
         wall = time.perf_counter() - t0
-        t = self.t
         t.wall += wall
         t.reports += [r for r, _ in reports]
         t.game_s += sum(g for _, g in reports)
@@ -265,11 +278,7 @@ class Mode:
         else:
             batch = sum(r.evaluations for r, _ in reports) / max(1, sum(r.network_calls for r, _ in reports))
         t.batch_seen.append(batch)
-        b = max(1, round(batch))
-        if self.server:
-            ceil = ray.get(self.server.forward_rate.remote(b, ceiling_seconds))
-        else:
-            ceil = sum(rows / secs for rows, secs in ray.get([f.run.remote(b, ceiling_seconds) for f in self.fwd]))
+        ceil = (before + self.ceiling(max(1, round(batch)), ceiling_seconds / 2)) / 2
         t.ceiling_x_wall += ceil * wall
         evals = sum(r.evaluations for r, _ in reports)
         print(f"{self.name}: window {wall:.1f} s, {evals / wall:.1f} positions/s, batch {batch:.1f}, "

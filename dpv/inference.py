@@ -154,15 +154,16 @@ class InferenceServer:
         """Rows/s of the bare deepest-exit forward at `batch` rows, timed in the serving
         thread between batches (same threads, precision and layout as served batches): the
         ceiling a benchmark compares the server with."""
-        ev = BatchedEvaluator(self.net, FixedExit(-1), self.device, **self.options)
         x = (torch.rand((batch,) + tuple(self.net.example_input(1).shape[1:])) < 0.3).float()
         sync = torch.cuda.synchronize if self.device.type == "cuda" else (lambda: None)
 
         def run() -> float:
+            ev = self._evaluator(FixedExit(-1))  # the served one (its compiled graphs too)
             with torch.inference_mode(), ev.autocast():
                 xd = ev.prepare(x.numpy())
                 k = self.num_exits - 1
-                ev.forward_to(xd, k)  # warm-up
+                for _ in range(3):  # warm-up
+                    ev.forward_to(xd, k)
                 sync()
                 n, t0 = 0, time.perf_counter()
                 while time.perf_counter() - t0 < seconds:

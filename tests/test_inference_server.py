@@ -190,11 +190,18 @@ def test_a_bad_request_fails_its_caller_and_the_server_goes_on(go5):
 
 
 def test_server_options_are_checked():
+    from dpv.errors import ConfigError
+
     net, _ = small_net()
     with pytest.raises(ValueError, match="max_batch"):
         InferenceServer(net, max_batch=0)
     with pytest.raises(ValueError, match="precision"):
         BatchedEvaluator(net, FixedExit(-1), precision="fp8")
+    for bad, field in [("selfplay.inference=gpu", "selfplay.inference"),
+                       ("selfplay.server_precision=fp8", "selfplay.server_precision"),
+                       ("selfplay.server_max_wait_ms=-1", "selfplay.server_max_wait_ms")]:
+        with pytest.raises(ConfigError, match=field):
+            load_run_config(CONFIG_DIR / "tictactoe.yaml", [bad])
 
 
 # ------------------------------------------------------------------ on Ray
