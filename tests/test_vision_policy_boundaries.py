@@ -52,6 +52,9 @@ def test_msdnet_three_exits_every_threshold_read_on_the_samples_still_running():
     pol = fit_msdnet(val, 2.0)
     assert pol.thresholds[:2] == pytest.approx((0.9, 0.85))
     assert evaluate_policy(pol, val).exit_index.tolist() == [0, 0, 1, 2, 1, 2]
+    rich = fit_msdnet(val, 3.0)  # the last exit is affordable: no exit before it takes anyone
+    assert rich.thresholds == (np.inf, np.inf, -np.inf)
+    assert evaluate_policy(rich, val).exit_index.tolist() == [2] * 6
 
 
 def test_per_exit_threshold_scores_legal_moves_only():
@@ -166,7 +169,7 @@ def test_eero_fit_refuses_mismatched_calibration_and_non_positive_beta():
     for beta in (0.0, -0.1):
         with pytest.raises(DPVError, match=f"EERO: beta must be > 0, got {beta}"):
             EERO.fit(val, b, beta=beta)
-    with pytest.raises(DPVError, match=r"EERO: the calibration set is empty \(need at least one"):
+    with pytest.raises(DPVError, match=r"^EERO: the calibration set is empty \(need at least one unlabelled sample\)$"):
         EERO.fit(val, b, calib_logits=val.logits[:, :0])
 
 
@@ -203,9 +206,25 @@ def test_evaluate_policy_with_a_combiner_answers_with_the_combination_at_the_sto
     assert at1.accuracy == pytest.approx(2 / 3)
     plain = evaluate_policy(FixedExit(1), trace)
     np.testing.assert_array_equal(plain.prediction, [1, 1, 1])
+    assert at1.prediction.dtype == np.int64
     at0 = evaluate_policy(FixedExit(0), trace, LogitVoting())
     np.testing.assert_array_equal(at0.prediction, [0, 0, 0])
     np.testing.assert_array_equal(at0.exit_share, [1.0, 0.0])  # one share per exit, unused ones too
+
+
+def test_evaluate_policy_combines_each_row_up_to_the_exit_it_stopped_at():
+    from dpv.exits import ConfidenceThreshold
+    from eexit_vision.combiners import LogitVoting
+    # with ConfidenceThreshold(0.9) row 0 stops at exit 0, row 1 at exit 1, row 2 at exit 2;
+    # voting over exits 0..stop gives 0, 2, 1, and every other span of exits would not
+    logits = np.array([[[4.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 1.0, 0.0]],
+                       [[0.0, 0.0, 0.0], [0.0, 0.0, 5.0], [1.0, 0.0, 0.0]],
+                       [[0.0, 0.0, 0.0], [0.0, 9.0, 0.0], [0.0, 0.5, 0.3]]])
+    trace = Trace(logits, np.array([0, 2, 1]), [1.0, 2.0, 3.0], 3, "spans")
+    r = evaluate_policy(ConfidenceThreshold(0.9), trace, LogitVoting())
+    np.testing.assert_array_equal(r.exit_index, [0, 1, 2])
+    np.testing.assert_array_equal(r.prediction, [0, 2, 1])
+    assert r.accuracy == 1.0 and r.avg_flops == 2.0
 
 
 def test_pick_under_budget_keeps_equal_cost_and_prefers_the_cheaper_tie():

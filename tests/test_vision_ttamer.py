@@ -190,6 +190,18 @@ def test_fit_chain_on_a_hand_computed_trace():
     c3, e3 = fit_chain(np.array([[0.0, 0.0, 0.0], [1.0, 1.0, 1.0]]), np.array([1.0, 2.0]), 0.0, 3, 0.1)
     np.testing.assert_allclose(e3, [0.0, 1.0])
     np.testing.assert_allclose(c3.values, [0.0, 0.0, 1.0])
+    # an empty bin between two distinct edges: midpoint 0.1 of [0, 0.2)
+    c3b, _ = fit_chain(np.array([[0.2, 0.2, 0.2], [0.5, 0.5, 0.5]]), np.array([1.0, 2.0]), 0.0, 3, 0.1)
+    np.testing.assert_allclose(c3b.values, [0.1, 0.2, 0.5])
+    # one sample per bin: its own loss
+    c4, _ = fit_chain(np.array([[0.1, 0.4], [0.6, 0.9]]), np.array([1.0, 2.0]), 0.0, 4, 0.1)
+    np.testing.assert_allclose(c4.values, [0.1, 0.4, 0.6, 0.9])
+    # three exits: one transition matrix between each pair of consecutive exits
+    l3 = np.array([[0.1, 0.1, 0.9, 0.9], [0.1, 0.9, 0.1, 0.9], [0.9, 0.9, 0.9, 0.1]])
+    c5, _ = fit_chain(l3, np.array([1.0, 2.0, 3.0]), 0.0, 2, 1.0)
+    assert c5.trans.shape == (2, 2, 2)
+    np.testing.assert_allclose(c5.trans[0], [[2 / 4, 2 / 4], [2 / 4, 2 / 4]])  # exit 0 -> 1: (0,0) (0,1) (1,0) (1,1)
+    np.testing.assert_allclose(c5.trans[1], [[1 / 4, 3 / 4], [2 / 4, 2 / 4]])  # exit 1 -> 2: (0,1) (1,1) (0,1) (1,0)
     one, _ = fit_chain(np.array([[0.2], [0.1]]), np.array([1.0, 2.0]), 0.5, 4, 0.1)  # one sample is enough
     assert one.num_exits == 2
 
@@ -203,7 +215,7 @@ def test_ttamer_fit_checks_lambda_and_keeps_it():
         with pytest.raises(DPVError, match=f"T-Tamer: lambda must be in \\[0, 1\\], got {bad}"):
             TTamer.fit(val, bad)
     from eexit_vision.policies.ttamer import fit_chain
-    with pytest.raises(DPVError, match="T-Tamer: the validation trace is empty"):
+    with pytest.raises(DPVError, match="^T-Tamer: the validation trace is empty$"):
         fit_chain(np.zeros((2, 0)), np.array([1.0, 2.0]), 0.1, 4, 0.1)
 
 
