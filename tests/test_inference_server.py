@@ -268,3 +268,16 @@ def test_forward_rate_is_timed_between_batches_and_serving_goes_on(go5):
     finally:
         server.close()
     assert_same_rows(ev, BatchedEvaluator(net, FixedExit(-1)).evaluate(planes[:4], masks[:4]))
+
+
+@pytest.mark.slow
+def test_compiled_fixed_exit_forward_on_padded_shapes_matches_eager(go5):
+    """compile_fixed (torch.compile; CUDA graphs on a GPU) pads a batch to the next power of
+    two and gives the eager rows back (about two minutes of compiling on a CPU)."""
+    net, planes, masks = go5
+    compiled = BatchedEvaluator(net, FixedExit(-1), compile_fixed=True)
+    eager = BatchedEvaluator(net, FixedExit(-1))
+    for n in (20, 7):  # buckets 32 and 8
+        a, b = compiled.evaluate(planes[:n], masks[:n]), eager.evaluate(planes[:n], masks[:n])
+        np.testing.assert_allclose(a.policy, b.policy, atol=1e-6)
+        np.testing.assert_allclose(a.value, b.value, atol=1e-6)
