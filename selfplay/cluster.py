@@ -17,7 +17,9 @@ from __future__ import annotations
 import logging
 import math
 import os
+import signal
 import socket
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +42,38 @@ def head_reachable(gcs_address: str, timeout: float = 2.0) -> bool:
             return True
     except OSError:
         return False
+
+
+class HeadWatch:
+    """Probes the head's GCS port from a thread. When it stops answering, the driver may be
+    waiting inside a Ray call that never returns (Ray ends such a driver a minute later,
+    without a word): the watch sets `lost` and sends this process SIGINT, whose handler
+    raises HeadLost in the main thread, so the run saves and exits with one line."""
+
+    # one TCP connect a second: Ray's own reaction to a lost head races this watch (the
+    # driver's core worker ends the process, exit 1, when its local raylet goes with the head)
+    def __init__(self, gcs_address: str, every: float = 1.0, misses: int = 2):
+        self.gcs_address = gcs_address
+        self.every = every
+        self.misses = misses  # consecutive failed probes that mean the head is gone
+        self.lost: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="head-watch", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _watch(self) -> None:
+        missed = 0
+        while not self._stop.wait(self.every):
+            missed = 0 if head_reachable(self.gcs_address) else missed + 1
+            if missed >= self.misses and not self._stop.is_set():
+                self.lost = f"lost the Ray cluster's head (its GCS at {self.gcs_address} does not answer)"
+                os.kill(os.getpid(), signal.SIGINT)
+                return
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from dpv.games import make_game
 from dpv.nets import build_policy_value_net
 from selfplay.actors import EvalActor, SelfPlayActor
 from selfplay.anchors import anchor_name, missing_binary
-from selfplay.cluster import HeadLost, actor_cpus, head_reachable
+from selfplay.cluster import HeadLost, HeadWatch, actor_cpus, head_reachable
 from selfplay.config import RunConfig
 from selfplay.gating import promote
 from selfplay.inference import ServerLost, ServerPool
@@ -178,8 +178,11 @@ class TrainingRun:
                     f"buffer {len(self.buffer)} best v{c.best_version} device {self.learner.device}")
         monitor = Monitor(self.rd.tb_dir, c.steps, self.learner.net.num_exits, self.progress)
         interrupted = []
+        watch = HeadWatch(ray.get_runtime_context().gcs_address)
 
         def on_signal(signum, frame):
+            if watch.lost:  # the watch's SIGINT: out of whatever Ray call the loop waits in
+                raise HeadLost(watch.lost)
             if interrupted:  # a second Ctrl-C: stop at once (the last checkpoint stands)
                 raise KeyboardInterrupt
             interrupted.append(signum)
@@ -188,12 +191,14 @@ class TrainingRun:
         pool = _ActorPool(self.cfg, c.sessions, cpu_fit)
         lost: HeadLost | None = None
         try:
+            watch.start()
             pool.start()
             self._loop(pool, monitor, interrupted)
         except HeadLost as e:
             lost = e  # the learner, buffer and counters live here: save them, then stop
             self.stop_reason = str(e)
         finally:
+            watch.stop()
             for s, h in old.items():
                 signal.signal(s, h)
             if lost is None:
