@@ -57,8 +57,9 @@ def jobs(variants: list[str], seeds: list[int]) -> list[tuple[str, int]]:
 
 
 def mean_std(a: np.ndarray) -> str:
-    sd = a.std(0, ddof=1) if len(a) > 1 else np.zeros(a.shape[1:])
-    return " | ".join(f"{m:.2f} ± {s:.2f}" for m, s in zip(a.mean(0), sd))
+    if len(a) == 1:  # one seed has no spread
+        return " | ".join(f"{m:.2f}" for m in a[0])
+    return " | ".join(f"{m:.2f} ± {s:.2f}" for m, s in zip(a.mean(0), a.std(0, ddof=1)))
 
 
 def combiner_table(runs: list[Path]) -> tuple[str, dict]:
@@ -74,10 +75,11 @@ def combiner_table(runs: list[Path]) -> tuple[str, dict]:
     k = acc[names[0]].shape[1]
     head = "| combiner | " + " | ".join(f"exit {i + 1}" for i in range(k)) + " |"
     rule = "|---|" + "---:|" * k
-    lines = [f"Test accuracy (%) after exits 1..k, mean ± std over {len(runs)} seeds "
+    over = f"mean ± std over {len(runs)} seeds" if len(runs) > 1 else "one seed"
+    lines = [f"Test accuracy (%) after exits 1..k, {over} "
              "(\"oracle\": fitted on the test trace itself, an upper bound):", "", head, rule]
     lines += [f"| {n} | {mean_std(acc[n])} |" for n in names]
-    lines += ["", "Paired difference to the last exit (percentage points, same model), mean ± std:", "",
+    lines += ["", f"Paired difference to the last exit (percentage points, same model), {over}:", "",
               head, rule]
     lines += [f"| {n} | {mean_std(acc[n] - acc['last exit'])} |" for n in names if n != "last exit"]
     return "\n".join(lines) + "\n", {n: acc[n].tolist() for n in names}

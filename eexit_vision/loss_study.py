@@ -113,12 +113,15 @@ def tables(results: dict) -> str:
     n = len(results["seeds"])
     head = "| method | " + " | ".join(f"exit {i + 1}" for i in range(k)) + " | avg |"
     rule = "|---|" + "---:|" * (k + 1)
-    fmt = lambda a: " | ".join(f"{m:.2f} ± {s:.2f}" for m, s in zip(a.mean(0), a.std(0, ddof=1) if n > 1 else 0 * a.mean(0)))
-    out = [f"Test accuracy (%) per exit, mean ± std over {n} seeds:", "", head, rule]
+    # one seed has no spread: print the value alone rather than a misleading "± 0.00"
+    fmt = lambda a: " | ".join(f"{m:.2f} ± {s:.2f}" for m, s in zip(a.mean(0), a.std(0, ddof=1))) if n > 1 \
+        else " | ".join(f"{m:.2f}" for m in a.mean(0))
+    out = [f"Test accuracy (%) per exit, mean ± std over {n} seeds:" if n > 1 else
+           "Test accuracy (%) per exit, one seed (no spread yet):", "", head, rule]
     for name, a in accs.items():
         out.append(f"| {name} | {fmt(np.concatenate([a, a.mean(1, keepdims=True)], 1))} |")
     if BASELINE in accs:
-        out += ["", f"Paired difference to {BASELINE} (percentage points, same seed), mean ± std:", "", head, rule]
+        out += ["", f"Paired difference to {BASELINE} (percentage points, same seed), " + ("mean ± std:" if n > 1 else "one seed:"), "", head, rule]
         for name, a in accs.items():
             if name == BASELINE:
                 continue
