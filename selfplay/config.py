@@ -30,7 +30,7 @@ class SelfPlaySection:
     exit: int = -1  # self-play exit (-1 = deepest); multi_step overrides it over the run
     max_pending_calls: int = 2  # bound on calls queued to one actor
     device: str = "cpu"  # actors' network device: cpu, or auto = a share of a GPU when the cluster has one
-    pass_after: int = 0  # Go: no pass in self-play before this move (0 = passes always allowed)
+    pass_after: int = 0  # games with a pass: none in self-play before this move (0 = always allowed)
     # playout-cap randomisation (KataGo): this share of moves gets the full search
     # (mcts.simulations, root noise) and is a policy target; the others a fast search of
     # fast_simulations without noise, value target only. 1.0 = every move full (off).
