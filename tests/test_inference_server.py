@@ -1,8 +1,8 @@
 """The batching inference server (issue 19): its core with in-process threads (no Ray), and
 its Ray shell serving real self-play actors.
 
-The core must give every caller exactly what a local evaluator gives for the same rows
-(fp32), batch callers together, keep per-row exit decisions and budgets, take new weights
+The core must give every caller what a local evaluator gives for the same rows (fp32,
+to float rounding), batch callers together, keep per-row exit decisions and budgets, take new weights
 between batches, and never wait on a caller that went away; on Ray, a dead game actor
 does not stall the server, and a dead server is replaced while the run goes on."""
 from __future__ import annotations
@@ -59,8 +59,10 @@ def go5():
 def assert_same_rows(a, b):
     np.testing.assert_array_equal(a.exit_index, b.exit_index)
     np.testing.assert_array_equal(a.flops, b.flops)
-    np.testing.assert_array_equal(a.policy, b.policy)
-    np.testing.assert_array_equal(a.value, b.value)
+    # Not bitwise: a batch of 48 and one of 12 may sum in another order (oneDNN picks its
+    # kernels by batch size and core count; CI's CPU differs by ~1e-8 here).
+    np.testing.assert_allclose(a.policy, b.policy, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(a.value, b.value, rtol=1e-5, atol=1e-7)
 
 
 @pytest.mark.parametrize("policy", [DynamicThreshold(0.05, 0.08), FixedExit(-1), FixedExit(0)], ids=repr)
