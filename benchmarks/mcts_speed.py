@@ -13,7 +13,7 @@
 3. Same FLOPs budget (n_ref x FLOPs of the deepest exit): simulations per move achieved by
    each fixed exit and by the dynamic policy.
 
-    python benchmarks/mcts_speed.py [--quick] [--tree-only] [--checkpoint PATH]
+    python benchmarks/mcts_speed.py [--quick] [--tree-only] [--checkpoint PATH] [--set mcts.root=puct]
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ import pyspiel
 import torch
 from open_spiel.python.algorithms import mcts as spiel_mcts
 
-from dpv.config import GameConfig, MCTSConfig, NetConfig, load_sections
+from dpv.config import GameConfig, MCTSConfig, NetConfig, load_sections, read_yaml, set_dotted
 from dpv.errors import cli_main
 from dpv.evaluator import TimedEvaluator
 from dpv.games.spiel import make_game
@@ -121,9 +121,11 @@ def interleaved_wall_and_cpu(fns, repeats: int, warmup: int = 1):
     return {k: med(v) for k, v in wall.items()}, {k: med(v) for k, v in cpu.items()}
 
 
-def load_cpu_default(checkpoint: str | None):
-    sections = load_sections(ROOT / "configs/go9.yaml",
-                             {"game": GameConfig, "net": NetConfig, "mcts": MCTSConfig}, strict=False)
+def load_cpu_default(checkpoint: str | None, overrides: list[str] = ()):
+    data = read_yaml(ROOT / "configs/go9.yaml")
+    for o in overrides:
+        set_dotted(data, o)
+    sections = load_sections(data, {"game": GameConfig, "net": NetConfig, "mcts": MCTSConfig}, strict=False)
     game_cfg, net_cfg, mcts_cfg = sections["game"], sections["net"], sections["mcts"]
     if checkpoint:
         from dpv.checkpoint import load_policy_value
@@ -215,19 +217,22 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--tree-only", action="store_true",
                     help="only the zero-cost comparison with OpenSpiel (no network rows)")
+    ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                    help="override configs/go9.yaml for the network rows (e.g. mcts.root=puct)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     sims, repeats = (400, 5) if args.quick else (1600, 9)
     rows = tree_speed(sims, repeats)
     if not args.tree_only:
-        game_cfg, net, mcts_cfg = load_cpu_default(args.checkpoint)
+        game_cfg, net, mcts_cfg = load_cpu_default(args.checkpoint, args.set)
         rows += batch_speed(net, game_cfg, mcts_cfg, sims=64, moves=1 if args.quick else 3)
         rows += budget_modes(net, game_cfg, mcts_cfg, args.n_ref, args.tau0, args.alpha,
                              positions=2 if args.quick else 4)
     width = max(len(r[0]) for r in rows)
     vwidth = max(len(r[1]) for r in rows)
     print(f"DPV-MCTS speed (torch threads={args.threads}, "
-          f"net={'checkpoint ' + args.checkpoint if args.checkpoint else 'untrained configs/go9.yaml'})")
+          f"net={'checkpoint ' + args.checkpoint if args.checkpoint else 'untrained configs/go9.yaml'}, "
+          f"root={mcts_cfg.root if not args.tree_only else 'puct'}{', ' + ' '.join(args.set) if args.set else ''})")
     for name, value, note in rows:
         print(f"{name:<{width}}  {value:>{vwidth}}  {note}")
     print(f"zero-cost rows ({sims} simulations per search, median of {repeats} interleaved "

@@ -1,6 +1,6 @@
 """The thesis's chapter 4-5 comparisons on Fashion-MNIST, in one resumable command:
 
-    python -m eexit_vision.fashion_study --out runs/fashion_study [--seeds 3]
+    python -m eexit_vision.fashion_study --out runs/fashion_study [--seeds 3] [--workers 2]
 
 1. losses (ch. 4): every variant of VARIANTS trained with seeds 0..S-1 -> per-exit test accuracy,
    mean ± std, paired differences to the plain sum of CE (same seed), damping-neuron averages;
@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -132,13 +134,49 @@ def plot_losses(path: Path, results: dict) -> None:
     plt.close(fig)
 
 
+_worker_data = None  # a pool worker's dataset, loaded once per process
+
+
+def _load_worker_data(config: str, extra: list[str]) -> None:
+    global _worker_data
+    _worker_data = load_dataset(load_vision_config(config, extra).data)
+
+
+def _train_in_worker(config: str, overrides: list[str], run_path: Path) -> dict:
+    return train_once(config, overrides, run_path, data=_worker_data, traces=True)
+
+
+def train_in_parallel(out: Path, config: str, todo: list[tuple[str, int]], variants: dict[str, list[str]],
+                      extra: list[str], workers: int, log=print) -> None:
+    """The unfinished trainings of `todo`, `workers` at a time, each in its own process with
+    its configured thread count (one by default, so two workers fill two cores). Results land
+    in their run folders as with one worker; the sequential pass after this reads them back."""
+    pending = [(v, s) for v, s in todo if not (run_dir(out, v, s) / "result.json").is_file()]
+    if not pending:
+        return
+    log(f"training {len(pending)} runs, {workers} at a time")
+    ctx = multiprocessing.get_context("spawn")  # no forked torch thread pools
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_load_worker_data,
+                             initargs=(config, extra)) as pool:
+        futures = {pool.submit(_train_in_worker, config, [*extra, *variants[v], f"train.seed={s}"],
+                               run_dir(out, v, s)): (v, s) for v, s in pending}
+        for f in futures:  # in submission order; a failure raises here, the others keep their results
+            v, s = futures[f]
+            r = f.result()
+            log(f"    {v} seed {s}: test acc per exit {' '.join(f'{a:.4f}' for a in r['test_acc'])} "
+                f"({r['wall_s']:.0f} s)")
+
+
 def run(out: Path, config: str, seeds: list[int], variants: dict[str, list[str]], extra: list[str],
-        points: int, train_missing: bool = True, policies_too: bool = True, log=print) -> dict:
+        points: int, train_missing: bool = True, policies_too: bool = True, workers: int = 1,
+        log=print) -> dict:
     t0 = time.perf_counter()
     data = load_dataset(load_vision_config(config, extra).data)  # one load, shared by every training
     finished: dict[tuple[str, int], dict] = {}
     policies: dict[int, dict] = {}
     todo = jobs(list(variants), seeds)
+    if workers > 1 and train_missing:
+        train_in_parallel(out, config, todo, variants, extra, workers, log)
     for i, (v, s) in enumerate(todo):
         run_path = run_dir(out, v, s)
         state = "read back" if (run_path / "result.json").is_file() else "training"
@@ -203,6 +241,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                     help="override applied to every training (e.g. train.epochs=1 for a smoke run)")
     ap.add_argument("--points", type=int, default=12, help="budgets in the policy sweep")
+    ap.add_argument("--workers", type=int, default=1,
+                    help="trainings at once, one process each (2 on a 2-core machine: train.threads is 1)")
     ap.add_argument("--no-train", action="store_true",
                     help="train nothing: tabulate (and evaluate policies on) the finished trainings")
     ap.add_argument("--skip-policies", action="store_true",
@@ -214,9 +254,11 @@ def main(argv: list[str] | None = None) -> None:
         raise DPVError(f"--variants must include {BASELINE}: the paired differences and policies need it")
     if args.points < 2:
         raise DPVError(f"--points must be >= 2, got {args.points}")
+    if args.workers < 1:
+        raise DPVError(f"--workers must be >= 1, got {args.workers}")
     study = run(args.out, args.config, list(range(args.seeds)), {v: VARIANTS[v] for v in args.variants},
                 args.set, args.points, train_missing=not args.no_train,
-                policies_too=not args.skip_policies)
+                policies_too=not args.skip_policies, workers=args.workers)
     for f in ("losses.md", "combiners.md", "policies.md"):
         print((args.out / f).read_text())
     print(f"trainings finished: {len(study['training_wall_s'])}, their wall time "

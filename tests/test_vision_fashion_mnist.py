@@ -201,3 +201,18 @@ def test_reference_config_last_exit_reaches_90_percent_on_test(tmp_path):
     final = json.loads((tmp_path / "run" / "history.json").read_text())["final"]
     assert len(final["test_acc"]) == 4 and final["test_acc"][-1] >= 0.90
     assert "| 4 | 2.607e+07 | 1.000 |" in r.stdout  # each exit's FLOPs printed beside its accuracy
+
+
+def test_study_trains_in_parallel_workers_as_it_does_one_at_a_time(tmp_path):
+    """--workers 2: each training in its own process gives what the sequential study gives
+    (CPU training with one thread is deterministic), and the tables are built the same way."""
+    from eexit_vision.fashion_study import VARIANTS, run
+
+    over = [f"data.root={_tiny_root(tmp_path)}", *TINY]
+    variants = {v: VARIANTS[v] for v in ("sum_ce", "label_smoothing")}
+    quiet = lambda line: None  # noqa: E731
+    one = run(tmp_path / "one", str(CONFIG), [0, 1], variants, over, points=3, policies_too=False, log=quiet)
+    two = run(tmp_path / "two", str(CONFIG), [0, 1], variants, over, points=3, policies_too=False, workers=2,
+              log=quiet)
+    assert two["seeds"] == [0, 1] and two["losses"]["variants"] == one["losses"]["variants"]
+    assert (tmp_path / "two" / "losses.md").read_text() == (tmp_path / "one" / "losses.md").read_text()
