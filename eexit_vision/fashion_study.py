@@ -32,7 +32,7 @@ from dpv.errors import DPVError, cli_main
 from eexit_vision.config import load_vision_config
 from eexit_vision.datasets import load_dataset
 from eexit_vision.evaluate import anytime_rows, evaluate
-from eexit_vision.loss_study import BASELINE, collect, run_dir, tables, train_once
+from eexit_vision.loss_study import BASELINE, collect, mean_std, run_dir, tables, train_once
 from eexit_vision.traces import load_trace
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "vision_fashion_mnist.yaml"
@@ -56,12 +56,6 @@ def jobs(variants: list[str], seeds: list[int]) -> list[tuple[str, int]]:
     order = [(v, s) for s in seeds for v in variants]
     first = (BASELINE, seeds[0])
     return [first] + [j for j in order if j != first] if first in order else order
-
-
-def mean_std(a: np.ndarray) -> str:
-    if len(a) == 1:  # one seed has no spread
-        return " | ".join(f"{m:.2f}" for m in a[0])
-    return " | ".join(f"{m:.2f} ± {s:.2f}" for m, s in zip(a.mean(0), a.std(0, ddof=1)))
 
 
 def combiner_table(runs: list[Path]) -> tuple[str, dict]:

@@ -105,6 +105,14 @@ def run_study(config: str | None, variants: dict[str, list[str]], seeds: list[in
     return results
 
 
+def mean_std(a: np.ndarray) -> str:
+    """Table cells of a (seeds, columns) array: mean ± std over seeds; one seed has no spread,
+    so its values stand alone (a "± 0.00" would claim a spread nobody measured)."""
+    if len(a) == 1:
+        return " | ".join(f"{m:.2f}" for m in a[0])
+    return " | ".join(f"{m:.2f} ± {s:.2f}" for m, s in zip(a.mean(0), a.std(0, ddof=1)))
+
+
 def tables(results: dict) -> str:
     flops = np.array(results["flops"])
     v = results["variants"]
@@ -113,20 +121,17 @@ def tables(results: dict) -> str:
     n = len(results["seeds"])
     head = "| method | " + " | ".join(f"exit {i + 1}" for i in range(k)) + " | avg |"
     rule = "|---|" + "---:|" * (k + 1)
-    # one seed has no spread: print the value alone rather than a misleading "± 0.00"
-    fmt = lambda a: " | ".join(f"{m:.2f} ± {s:.2f}" for m, s in zip(a.mean(0), a.std(0, ddof=1))) if n > 1 \
-        else " | ".join(f"{m:.2f}" for m in a.mean(0))
     out = [f"Test accuracy (%) per exit, mean ± std over {n} seeds:" if n > 1 else
            "Test accuracy (%) per exit, one seed (no spread yet):", "", head, rule]
     for name, a in accs.items():
-        out.append(f"| {name} | {fmt(np.concatenate([a, a.mean(1, keepdims=True)], 1))} |")
+        out.append(f"| {name} | {mean_std(np.concatenate([a, a.mean(1, keepdims=True)], 1))} |")
     if BASELINE in accs:
         out += ["", f"Paired difference to {BASELINE} (percentage points, same seed), " + ("mean ± std:" if n > 1 else "one seed:"), "", head, rule]
         for name, a in accs.items():
             if name == BASELINE:
                 continue
             d = a - accs[BASELINE]
-            out.append(f"| {name} | {fmt(np.concatenate([d, d.mean(1, keepdims=True)], 1))} |")
+            out.append(f"| {name} | {mean_std(np.concatenate([d, d.mean(1, keepdims=True)], 1))} |")
     damp = {name: np.array(e["damping"], dtype=float) for name, e in v.items() if e["damping"][0] is not None}
     if damp:
         out += ["", "Damping-neuron average softmax per exit on the test split (Table 4.8 style), "

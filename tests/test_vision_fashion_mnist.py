@@ -212,7 +212,11 @@ def test_study_trains_in_parallel_workers_as_it_does_one_at_a_time(tmp_path):
     variants = {v: VARIANTS[v] for v in ("sum_ce", "label_smoothing")}
     quiet = lambda line: None  # noqa: E731
     one = run(tmp_path / "one", str(CONFIG), [0, 1], variants, over, points=3, policies_too=False, log=quiet)
+    lines: list[str] = []
     two = run(tmp_path / "two", str(CONFIG), [0, 1], variants, over, points=3, policies_too=False, workers=2,
-              log=quiet)
+              log=lines.append)
+    # the pool trained all four; the sequential pass after it only read them back
+    assert lines[0] == "training 4 runs, 2 at a time"
+    assert sum(": read back" in ln for ln in lines) == 4 and not any(ln.endswith(": training") for ln in lines)
     assert two["seeds"] == [0, 1] and two["losses"]["variants"] == one["losses"]["variants"]
     assert (tmp_path / "two" / "losses.md").read_text() == (tmp_path / "one" / "losses.md").read_text()
