@@ -7,6 +7,10 @@ would have been wrong (a false positive: the first player whom the rule would ha
 resign did not lose). The threshold adapts to keep that rate under the target: after each
 played-out game it becomes the highest threshold (up to `max_threshold`) whose rate over
 the recent played-out games is at most the target, computed exactly from their values.
+It rises above the threshold in force only where at least `min_support` of those games
+would have resigned under the new one: on fewer, a rate of 5% cannot be told from 0 (one
+wrong resignation in 20 is 5%), and the first 1-hour 9x9 run, adapting upward on ~8 games,
+jumped from -0.9 to the cap and measured 15% false positives (docs/selfplay_results.md).
 
 Each self-play worker keeps its own tracker (no shared state between actors); a resumed
 run starts again from `threshold`.
@@ -33,6 +37,7 @@ class ResignConfig:
     max_threshold: float = -0.5  # the threshold never rises above this
     window: int = 200  # recent played-out games the rate is measured on
     min_games: int = 10  # played-out games before the threshold first adapts
+    min_support: int = 20  # would-be resignations needed to raise the threshold (1 / 5%)
 
     def validate(self, where: str) -> None:
         check(-1.0 <= self.threshold <= 1.0, f"{where}.threshold", f"{self.threshold} is outside [-1, 1]")
@@ -43,6 +48,7 @@ class ResignConfig:
         check(-1.0 <= self.max_threshold <= 1.0, f"{where}.max_threshold", "must be in [-1, 1]")
         check(self.window >= 1, f"{where}.window", "must be >= 1")
         check(self.min_games >= 1, f"{where}.min_games", "must be >= 1")
+        check(self.min_support >= 1, f"{where}.min_support", "must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -125,16 +131,21 @@ class ResignTracker:
 
     def adapted(self) -> float:
         """The highest threshold <= max_threshold whose rate on the recent games is within
-        the target. The rate changes only where a threshold passes a trigger level, and at a
-        level t it counts the levels below t, so the levels and max_threshold are the
-        candidates; the lowest level makes nobody resign (rate 0), so one always fits."""
+        the target, and that is no higher than the one in force unless at least
+        `min_support` of those games would have resigned under it. The rate changes only
+        where a threshold passes a trigger level, and at a level t it counts the levels
+        below t, so the levels, max_threshold and the threshold in force are the
+        candidates; the lowest level makes nobody resign (rate 0), and so does the threshold
+        in force when every level is above it, so one always fits."""
         k, cap = self.cfg.consecutive, self.cfg.max_threshold
         levels = np.concatenate([trigger_levels(g.values[g.players == p], k)
                                  for g in self.recent for p in (0, 1)] + [np.zeros(0)])
         levels = np.unique(levels[levels <= cap])
         if len(levels) > MAX_CANDIDATES:
             levels = np.unique(np.quantile(levels, np.linspace(0, 1, MAX_CANDIDATES), method="lower"))
-        candidates = np.concatenate([[cap], levels[::-1]])
-        rates, _ = false_positive_rates(self.recent, candidates, k)
-        fits = np.flatnonzero(rates <= self.cfg.target_false_positives)
+        current = min(self.threshold, cap)
+        candidates = np.unique(np.concatenate([[cap, current], levels]))[::-1]
+        rates, would = false_positive_rates(self.recent, candidates, k)
+        supported = (candidates <= current) | (would >= self.cfg.min_support)
+        fits = np.flatnonzero((rates <= self.cfg.target_false_positives) & supported)
         return float(candidates[fits[0]] if len(fits) else candidates[-1])

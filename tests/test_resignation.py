@@ -110,12 +110,33 @@ def test_threshold_moves_down_when_resignations_would_often_be_wrong():
 
 
 def test_threshold_rises_to_its_cap_when_resignations_are_always_right():
-    cfg = ResignConfig(enabled=True, threshold=-0.95, consecutive=1, min_games=3, max_threshold=-0.5)
+    cfg = ResignConfig(enabled=True, threshold=-0.95, consecutive=1, min_games=3, max_threshold=-0.5,
+                       min_support=3)
     tracker = ResignTracker(cfg)
     for low in (-0.9, -0.7, -0.6):
         would, wrong = tracker.record(played([low, 0.9], winner=1))
         assert not wrong
     assert tracker.threshold == -0.5
+
+
+def test_threshold_does_not_rise_on_too_few_would_be_resignations():
+    # as in the first 1-hour 9x9 run: 10 played-out games, every would-be resignation right,
+    # but 10 < min_support (20), so none of them is evidence that a higher threshold keeps
+    # the rate under 5%: the threshold stays; at 20 games it rises
+    cfg = ResignConfig(enabled=True, threshold=-0.9, consecutive=1, min_games=10, max_threshold=-0.5)
+    tracker = ResignTracker(cfg)
+    for i in range(19):
+        tracker.record(played([-0.95 + 0.02 * (i % 10), 0.9], winner=1))
+        if i >= 9:
+            assert tracker.threshold == -0.9
+    tracker.record(played([-0.6, 0.9], winner=1))
+    assert tracker.threshold == -0.5
+    # and it still moves down at once when resignations at it would be wrong
+    for _ in range(3):
+        tracker.record(played([-0.6, 0.9], winner=0))
+    assert tracker.threshold == pytest.approx(-0.6)  # the wrong ones (level -0.6) no longer resign
+    rate, _ = false_positive_rates(tracker.recent, np.array([tracker.threshold]), 1)
+    assert rate[0] <= cfg.target_false_positives
 
 
 def test_record_reports_the_check_at_the_threshold_in_force():
