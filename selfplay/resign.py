@@ -9,8 +9,9 @@ played-out game it becomes the highest threshold (up to `max_threshold`) whose r
 the recent played-out games is at most the target, computed exactly from their values.
 It rises above the threshold in force only where at least `min_support` of those games
 would have resigned under the new one: on fewer, a rate of 5% cannot be told from 0 (one
-wrong resignation in 20 is 5%), and the first 1-hour 9x9 run, adapting upward on ~8 games,
-jumped from -0.9 to the cap and measured 15% false positives (docs/selfplay_results.md).
+wrong resignation in 20 is 5%), and the first 1-hour 9x9 run, adapting after each actor's
+first 10 played-out games, jumped from -0.9 to the cap and measured 15% false positives
+(docs/selfplay_results.md).
 
 Each self-play worker keeps its own tracker (no shared state between actors); a resumed
 run starts again from `threshold`.
